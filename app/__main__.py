@@ -1,0 +1,126 @@
+"""Command line: ``python -m app`` opens the window; ``python -m app ask "..."`` answers in
+the terminal with the same engine (for scripts, benchmarks and headless machines)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from app import APP_NAME, __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description=f"{APP_NAME}: a local coding assistant.")
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    p.add_argument("--home", help="keep settings, chats and models under this folder "
+                                  "(default: the platform's user folders)")
+    sub = p.add_subparsers(dest="command")
+    ask = sub.add_parser("ask", help="answer one question on stdout")
+    ask.add_argument("question", help="the question; '-' reads it from stdin")
+    ask.add_argument("--model", help="path of a .gguf model (default: the active model)")
+    ask.add_argument("--max-tokens", type=int, help="longest answer in tokens")
+    ask.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    ask.add_argument("--ctx", type=int, help="context size in tokens")
+    ask.add_argument("--greedy", action="store_true", help="deterministic decoding")
+    ask.add_argument("--stats", action="store_true", help="print speed figures to stderr")
+    return p
+
+
+def cmd_ask(args) -> int:
+    from app.core.chat import build_messages, answer_reserve
+    from app.core.engine import Engine, EngineConfig, EngineError, GenerationParams
+    from app.core.models.active import active_model
+    from app.core.models.embedded import StarterModelMissing
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+
+    settings = Settings.load(app_paths(args.home).settings_file)
+    question = sys.stdin.read() if args.question == "-" else args.question
+    if not question.strip():
+        print("error: the question is empty", file=sys.stderr)
+        return 2
+    try:
+        model = active_model(settings, args.model)
+        engine = Engine(model.path, EngineConfig(n_ctx=args.ctx or settings.n_ctx,
+                                                 n_threads=args.threads or settings.n_threads))
+    except (EngineError, StarterModelMissing) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    g = settings.generation
+    params = (GenerationParams.greedy(g.max_tokens) if args.greedy else
+              GenerationParams(g.temperature, g.top_p, g.top_k, g.max_tokens, g.repeat_penalty))
+    if args.max_tokens:
+        params.max_tokens = args.max_tokens
+    budget = engine.n_ctx - answer_reserve(engine.n_ctx, params.max_tokens)
+    messages = build_messages(settings.system_prompt, [{"role": "user", "content": question}],
+                              budget, engine.count_message_tokens)
+
+    def out(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    try:
+        result = engine.chat(messages, params, on_token=out)
+    except EngineError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n(interrupted)", file=sys.stderr)
+        return 130
+    finally:
+        sys.stdout.write("\n")
+    if args.stats:
+        print(f"[{model.name}] {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s, "
+              f"first token {result.time_to_first_token_s or 0:.2f} s, load {engine.model.load_s:.2f} s",
+              file=sys.stderr)
+    engine.close()
+    return 0 if result.text.strip() else 1
+
+
+def _display_problem() -> str | None:
+    """Qt aborts with a misleading xcb-cursor message when there is no display at all."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("No display found (neither DISPLAY nor WAYLAND_DISPLAY is set). Start the app from a "
+            "desktop session, use `python -m app ask \"...\"` in a terminal, or set "
+            "QT_QPA_PLATFORM=offscreen for a headless run.")
+
+
+def cmd_gui(args) -> int:
+    problem = _display_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.paths import app_paths
+    from app.core.storage import StorageError
+    from app.ui.main_window import AppContext, MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    try:
+        ctx = AppContext.open(app_paths(args.home))
+    except (StorageError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    window = MainWindow(ctx)
+    window.show()
+    rc = app.exec()
+    ctx.storage.close()
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "ask":
+        return cmd_ask(args)
+    return cmd_gui(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

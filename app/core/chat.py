@@ -1,0 +1,106 @@
+"""A conversation turn: what is sent to the model and what is kept.
+
+The UI and the CLI both go through here, so the prompt the model sees is built in one place:
+system prompt, then as much recent history as fits the context, then the new question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from app.core.engine import Engine, GenerationParams, GenerationResult, Message
+from app.core.settings import Settings
+from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
+
+TITLE_MAX = 60
+
+
+def answer_reserve(n_ctx: int, max_tokens: int) -> int:
+    """Tokens kept free for the answer: the max answer length, but at most half the context."""
+    return max(1, min(max_tokens, n_ctx // 2))
+
+
+def build_messages(system_prompt: str, history: Sequence[Message], prompt_budget: int,
+                   count: Callable[[Sequence[Message]], int]) -> list[Message]:
+    """System prompt + the newest history that fits ``prompt_budget`` tokens.
+
+    The last message (the question) is always kept; older turns are dropped whole, oldest
+    first, so the model never sees half a message.
+    """
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    if not history:
+        return system
+    kept: list[Message] = [dict(history[-1])]
+    for m in reversed(history[:-1]):
+        candidate = [dict(m)] + kept
+        if count(system + candidate) > prompt_budget:
+            break
+        kept = candidate
+    # A conversation should not start with an orphaned assistant reply.
+    while len(kept) > 1 and kept[0]["role"] == "assistant":
+        kept.pop(0)
+    return system + kept
+
+
+def title_from(question: str) -> str:
+    line = " ".join(question.split())
+    if len(line) <= TITLE_MAX:
+        return line or DEFAULT_TITLE
+    return line[: TITLE_MAX - 1].rstrip() + "…"
+
+
+@dataclass
+class PendingAnswer:
+    """A question stored and waiting for its answer, with the history the prompt is built from."""
+
+    conversation_id: int
+    question: StoredMessage
+    history: list[Message]
+
+
+class ChatService:
+    """Stores turns and builds prompts; the blocking generation is a plain function call."""
+
+    def __init__(self, storage: Storage, settings: Settings):
+        self.storage = storage
+        self.settings = settings
+
+    def ask(self, conversation_id: int, question: str) -> PendingAnswer:
+        """Store the question now (so a crash cannot lose it) and title a new conversation."""
+        question = question.strip()
+        if not question:
+            raise ValueError("Type a question first.")
+        is_first = not self.storage.messages(conversation_id)
+        stored = self.storage.add_message(conversation_id, "user", question)
+        conv = self.storage.conversation(conversation_id)
+        if is_first and conv is not None and conv.title == DEFAULT_TITLE:
+            self.storage.rename_conversation(conversation_id, title_from(question))
+        history = [m.as_chat() for m in self.storage.messages(conversation_id)
+                   if m.role in ("user", "assistant")]
+        return PendingAnswer(conversation_id, stored, history)
+
+    def params(self) -> GenerationParams:
+        g = self.settings.generation
+        return GenerationParams(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+                                max_tokens=g.max_tokens, repeat_penalty=g.repeat_penalty)
+
+    def prompt(self, engine: Engine, pending: PendingAnswer) -> list[Message]:
+        """The messages to send. Touches no storage, so it may run on the worker thread."""
+        budget = engine.n_ctx - answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
+        return build_messages(self.settings.system_prompt, pending.history, budget,
+                              engine.count_message_tokens)
+
+    def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str) -> StoredMessage | None:
+        """Keep the answer, a stopped one too (marked as such); an empty one is not kept."""
+        if not result.text.strip():
+            return None
+        meta = {
+            "model": model_name,
+            "finish_reason": result.finish_reason,
+            "completion_tokens": result.completion_tokens,
+            "tokens_per_s": round(result.tokens_per_s, 2),
+            "ttft_s": round(result.time_to_first_token_s or 0.0, 3),
+        }
+        return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
+

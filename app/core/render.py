@@ -1,0 +1,74 @@
+"""Markdown answers to HTML for the chat view, with highlighted code blocks.
+
+Kept out of the UI (it needs no Qt) so it is testable on its own. Qt's rich-text engine
+understands only a subset of HTML/CSS, hence inline styles and a table per code block.
+Each code block gets a ``copy:N`` link; the view maps it back to ``code_blocks[N]``.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+
+COPY_SCHEME = "copy"
+_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="default")
+CODE_BG = "#f6f8fa"
+CODE_HEADER_BG = "#e8ebef"
+
+
+@dataclass
+class Rendered:
+    html: str
+    code_blocks: list[str] = field(default_factory=list)
+
+
+def _lexer(lang: str):
+    try:
+        return get_lexer_by_name(lang) if lang else TextLexer()
+    except ClassNotFound:
+        return TextLexer()
+
+
+def _fence(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    lang = token.info.strip().split()[0] if token.info.strip() else ""
+    code = token.content
+    blocks: list[str] = env["code_blocks"]
+    n = env["first_block"] + len(blocks)
+    blocks.append(code)
+    body = highlight(code, _lexer(lang), _FORMATTER)
+    label = html.escape(lang or "code")
+    return (
+        f'<table width="100%" cellspacing="0" cellpadding="6" style="margin: 6px 0;">'
+        f'<tr><td style="background-color:{CODE_HEADER_BG};">'
+        f'<span style="color:#555;">{label}</span>&nbsp;&nbsp;'
+        f'<a href="{COPY_SCHEME}:{n}">Copy</a></td></tr>'
+        f'<tr><td style="background-color:{CODE_BG};">'
+        f'<pre style="margin:0; font-family: monospace;">{body}</pre></td></tr></table>\n'
+    )
+
+
+def _make_md() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+    md.add_render_rule("fence", _fence)
+    md.add_render_rule("code_block", _fence)
+    return md
+
+
+_MD = _make_md()
+
+
+def render_markdown(text: str, first_block: int = 0) -> Rendered:
+    """Markdown to HTML. Raw HTML in the text is shown as text, never interpreted.
+
+    Copy links are numbered from ``first_block`` so several messages can share one view.
+    """
+    env: dict = {"code_blocks": [], "first_block": first_block}
+    out = _MD.render(text, env)
+    return Rendered(out, env["code_blocks"])

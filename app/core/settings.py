@@ -1,0 +1,88 @@
+"""User settings, kept in ``settings.toml``.
+
+A dataclass with the product's defaults. Unknown keys are ignored and values of the wrong
+type fall back to the default, so an old or hand-edited file never stops the app starting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+
+@dataclass
+class GenerationSettings:
+    """Sampling defaults from the product brief (low temperature suits code)."""
+
+    temperature: float = 0.3
+    top_p: float = 0.95
+    top_k: int = 50
+    max_tokens: int = 2048
+    repeat_penalty: float = 1.1
+
+
+@dataclass
+class Settings:
+    # Path of the active GGUF model; empty means the embedded starter model.
+    model_path: str = ""
+    # Context window in tokens.
+    n_ctx: int = 4096
+    # CPU threads for generation; 0 means one per physical core.
+    n_threads: int = 0
+    system_prompt: str = (
+        "You are Offline Coder, a careful coding assistant running locally. "
+        "Answer concisely. Put code in fenced code blocks with the language named."
+    )
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+
+    # ---- persistence -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> "Settings":
+        if not path.exists():
+            return cls()
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            # A broken settings file must not keep the app from starting; the defaults apply
+            # and the next save writes a good file.
+            return cls()
+        return _from_dict(cls, raw)
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a crash mid-save leaves the old file, never half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = tomli_w.dumps(dataclasses.asdict(self))
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _from_dict(cls, raw: dict):
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(default):
+            if isinstance(value, dict):
+                kwargs[f.name] = _from_dict(type(default), value)
+            continue
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is type(default):
+            kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,120 @@
+"""The conversation as rich text: finished messages cached as HTML, the streaming one
+re-rendered at most every RENDER_INTERVAL_MS so a fast model cannot flood the GUI thread."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QTextBrowser
+
+from app.core.render import COPY_SCHEME, render_markdown
+
+RENDER_INTERVAL_MS = 50
+ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
+ROLE_COLOR = {"user": "#1f5fbf", "assistant": "#2b7a3d", "system": "#777"}
+
+
+@dataclass
+class _Entry:
+    role: str
+    text: str
+    note: str = ""
+    html: str = ""
+    blocks: list[str] = field(default_factory=list)
+
+
+class ChatView(QTextBrowser):
+    copied = Signal(str)  # the code that went to the clipboard
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.anchorClicked.connect(self._on_anchor)
+        self._entries: list[_Entry] = []
+        self._stream: _Entry | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(RENDER_INTERVAL_MS)
+        self._timer.timeout.connect(self._refresh)
+
+    # ---- content ---------------------------------------------------------------------------
+    def set_messages(self, messages: list[tuple[str, str, str]]) -> None:
+        """Replace everything with (role, text, note) triples."""
+        self._stream = None
+        self._entries = [_Entry(r, t, n) for r, t, n in messages]
+        self._refresh()
+
+    def add_message(self, role: str, text: str, note: str = "") -> None:
+        self._entries.append(_Entry(role, text, note))
+        self._refresh()
+
+    def begin_stream(self, role: str = "assistant") -> None:
+        self._stream = _Entry(role, "")
+        self._entries.append(self._stream)
+        self._refresh()
+
+    def append_stream(self, piece: str) -> None:
+        if self._stream is None:
+            return
+        self._stream.text += piece
+        self._stream.html = ""
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def end_stream(self, note: str = "") -> None:
+        if self._stream is None:
+            return
+        self._stream.note = note
+        self._stream.html = ""
+        if not self._stream.text:
+            self._entries.remove(self._stream)
+        self._stream = None
+        self._timer.stop()
+        self._refresh()
+
+    @property
+    def streaming_text(self) -> str:
+        return self._stream.text if self._stream else ""
+
+    def code_blocks(self) -> list[str]:
+        return [b for e in self._entries for b in e.blocks]
+
+    # ---- rendering -------------------------------------------------------------------------
+    def _render_entry(self, e: _Entry, first_block: int) -> None:
+        label = ROLE_LABEL.get(e.role, e.role)
+        color = ROLE_COLOR.get(e.role, "#333")
+        if e.role == "assistant":
+            r = render_markdown(e.text or "…", first_block)
+            body, e.blocks = r.html, r.code_blocks
+        else:
+            body = "<p>" + html.escape(e.text).replace("\n", "<br>") + "</p>"
+            e.blocks = []
+        note = f' <span style="color:#888; font-weight:normal;">{html.escape(e.note)}</span>' if e.note else ""
+        e.html = f'<p style="margin-top:12px;"><b style="color:{color};">{label}</b>{note}</p>{body}'
+
+    def _refresh(self) -> None:
+        bar = self.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        n = 0
+        parts = []
+        for e in self._entries:
+            if not e.html:
+                self._render_entry(e, n)
+            n += len(e.blocks)
+            parts.append(e.html)
+        self.setHtml("".join(parts))
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == COPY_SCHEME:
+            try:
+                code = self.code_blocks()[int(url.path())]
+            except (ValueError, IndexError):
+                return
+            QGuiApplication.clipboard().setText(code)
+            self.copied.emit(code)

@@ -1,0 +1,285 @@
+"""The main window: conversations on the left, the chat on the right.
+
+It wires widgets to app.core and runs every long job (model load, generation) through
+``ui.workers.Job``. It decides nothing about prompts or storage: ChatService does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter
+
+from app import APP_NAME, __version__
+from app.core.chat import ChatService, PendingAnswer
+from app.core.engine import Engine, EngineConfig, GenerationResult
+from app.core.models.active import ActiveModel, active_model
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+from app.core.storage import Storage
+from app.ui.chat_panel import ChatPanel
+from app.ui.conversations_panel import ConversationsPanel
+from app.ui.workers import Job
+
+SHUTDOWN_WAIT_MS = 5000
+
+
+@dataclass
+class AppContext:
+    """What the window needs from the outside: where data lives and the user's settings."""
+
+    paths: AppPaths
+    settings: Settings
+    storage: Storage
+
+    @classmethod
+    def open(cls, paths: AppPaths) -> "AppContext":
+        paths.ensure()
+        return cls(paths, Settings.load(paths.settings_file), Storage(paths.database))
+
+
+def describe_error(e: BaseException) -> str:
+    """One line a user can act on; exception class names only for unexpected errors."""
+    from app.core.engine import EngineError
+    from app.core.models.embedded import StarterModelMissing
+    if isinstance(e, (EngineError, StarterModelMissing, ValueError)):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+class MainWindow(QMainWindow):
+    model_ready = Signal()        # a model finished loading
+    answer_finished = Signal(object)  # GenerationResult of the last answer
+
+    def __init__(self, ctx: AppContext):
+        super().__init__()
+        self.ctx = ctx
+        self.chat = ChatService(ctx.storage, ctx.settings)
+        self.engine: Engine | None = None
+        self.model: ActiveModel | None = None
+        self.load_job: Job | None = None
+        self.answer_job: Job | None = None
+        self._pending: PendingAnswer | None = None
+        self.current_id: int | None = None
+
+        self.setWindowTitle(APP_NAME)
+        self.resize(1100, 720)
+        self.conversations = ConversationsPanel()
+        self.chat_panel = ChatPanel()
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.conversations)
+        split.addWidget(self.chat_panel)
+        split.setStretchFactor(1, 1)
+        split.setSizes([240, 860])
+        self.setCentralWidget(split)
+        self.model_label = QLabel()
+        self.stats_label = QLabel()
+        self.statusBar().addWidget(self.model_label, 1)
+        self.statusBar().addPermanentWidget(self.stats_label)
+        self._build_menu()
+
+        self.conversations.new_requested.connect(self.new_conversation)
+        self.conversations.selected.connect(self.open_conversation)
+        self.conversations.rename_requested.connect(self.rename_conversation)
+        self.conversations.delete_requested.connect(self.delete_conversation)
+        self.chat_panel.send_requested.connect(self.send)
+        self.chat_panel.stop_requested.connect(self.stop)
+        self.chat_panel.view.copied.connect(
+            lambda code: self.statusBar().showMessage(f"Copied {len(code.splitlines())} lines", 3000))
+
+        convs = ctx.storage.conversations()
+        self.current_id = convs[0].id if convs else None
+        self._refresh_list()
+        self._show_conversation()
+        self.load_model()
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        new = QAction("&New chat", self)
+        new.setShortcut(QKeySequence.New)
+        new.triggered.connect(self.new_conversation)
+        quit_ = QAction("&Quit", self)
+        quit_.setShortcut(QKeySequence.Quit)
+        quit_.triggered.connect(self.close)
+        file_menu.addAction(new)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, APP_NAME, f"{APP_NAME} {__version__}\nA coding assistant that runs a local model offline.\n"
+                            f"Data: {self.ctx.paths.data_dir}"))
+        help_menu.addAction(about)
+
+    # ---- model -----------------------------------------------------------------------------
+    def load_model(self) -> None:
+        """Load the active model on a worker; the window stays usable meanwhile."""
+        self.chat_panel.set_ready(False)
+        try:
+            model = active_model(self.ctx.settings)
+        except Exception as e:  # noqa: BLE001 - shown to the user
+            self._model_failed(e)
+            return
+        self.model_label.setText(f"Loading {model.name}…")
+        config = EngineConfig(n_ctx=self.ctx.settings.n_ctx, n_threads=self.ctx.settings.n_threads)
+        old, self.engine = self.engine, None
+        if old is not None:
+            old.close()
+
+        self.load_job = (Job(lambda _ctx: Engine(model.path, config), name="load-model", parent=self)
+                         .on_success(lambda engine: self._model_loaded(model, engine))
+                         .on_failure(self._model_failed)
+                         .start())
+
+    def _model_loaded(self, model: ActiveModel, engine: Engine) -> None:
+        self.engine, self.model = engine, model
+        self.chat_panel.show_error(None)
+        self.chat_panel.show_banner(model.banner)
+        self.model_label.setText(
+            f"Model: {model.name} · context {engine.n_ctx} · {engine.model.n_threads} threads "
+            f"· loaded in {engine.model.load_s:.1f} s")
+        self.chat_panel.set_ready(True)
+        self.model_ready.emit()
+
+    def _model_failed(self, e: BaseException) -> None:
+        self.model_label.setText("No model loaded")
+        self.chat_panel.show_error(describe_error(e))
+        self.chat_panel.set_ready(False)
+
+    # ---- conversations -----------------------------------------------------------------------
+    def _refresh_list(self) -> None:
+        self.conversations.set_conversations(self.ctx.storage.conversations(), self.current_id)
+
+    def _show_conversation(self) -> None:
+        msgs = self.ctx.storage.messages(self.current_id) if self.current_id is not None else []
+        self.chat_panel.view.set_messages([(m.role, m.content, _note(m.meta)) for m in msgs])
+
+    def new_conversation(self) -> None:
+        if self._busy_guard():
+            return
+        self.current_id = self.ctx.storage.create_conversation().id
+        self._refresh_list()
+        self._show_conversation()
+        self.chat_panel.input.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if conversation_id == self.current_id:
+            return
+        if self._busy_guard():
+            self._refresh_list()  # put the selection back
+            return
+        self.current_id = conversation_id
+        self._show_conversation()
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.ctx.storage.rename_conversation(conversation_id, title)
+        self._refresh_list()
+
+    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
+        conv = self.ctx.storage.conversation(conversation_id)
+        if conv is None:
+            return
+        if self._pending is not None and self._pending.conversation_id == conversation_id:
+            self.statusBar().showMessage("Stop the answer before deleting its conversation.", 5000)
+            return
+        if confirm and QMessageBox.question(
+                self, "Delete conversation", f"Delete “{conv.title}” and all its messages?") != QMessageBox.Yes:
+            return
+        self.ctx.storage.delete_conversation(conversation_id)
+        if self.current_id == conversation_id:
+            convs = self.ctx.storage.conversations()
+            self.current_id = convs[0].id if convs else None
+            self._show_conversation()
+        self._refresh_list()
+
+    def _busy_guard(self) -> bool:
+        if self.answer_job is not None and self.answer_job.is_running():
+            self.statusBar().showMessage("An answer is being written: stop it first.", 5000)
+            return True
+        return False
+
+    # ---- asking ------------------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        if self.engine is None or self._busy_guard():
+            return
+        if self.current_id is None:
+            self.current_id = self.ctx.storage.create_conversation().id
+        try:
+            pending = self.chat.ask(self.current_id, text)
+        except ValueError as e:
+            self.chat_panel.show_error(str(e))
+            return
+        self._pending = pending
+        self._refresh_list()
+        self.chat_panel.show_error(None)
+        view = self.chat_panel.view
+        view.add_message("user", pending.question.content)
+        view.begin_stream()
+        engine, params, chat = self.engine, self.chat.params(), self.chat
+
+        def job(ctx):
+            messages = chat.prompt(engine, pending)
+            return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled)
+
+        self.chat_panel.set_busy(True)
+        self.stats_label.setText("Thinking…")
+        self.answer_job = (Job(job, name="generate", parent=self)
+                           .on_partial(view.append_stream)
+                           .on_success(self._answer_done)
+                           .on_failure(self._answer_failed)
+                           .start())
+
+    def stop(self) -> None:
+        if self.answer_job is not None:
+            self.answer_job.cancel()
+            self.stats_label.setText("Stopping…")
+
+    def _answer_done(self, result: GenerationResult) -> None:
+        pending, self._pending = self._pending, None
+        meta = {"finish_reason": result.finish_reason, "tokens_per_s": result.tokens_per_s}
+        if pending is not None:
+            stored = self.chat.finish(pending, result, self.model.name if self.model else "")
+            meta = stored.meta if stored else meta
+        self.chat_panel.view.end_stream(_note(meta))
+        self.chat_panel.set_busy(False)
+        self.stats_label.setText(
+            f"{result.completion_tokens} tokens · {result.tokens_per_s:.1f} tok/s · "
+            f"first token {result.time_to_first_token_s or 0:.2f} s"
+            + (" · stopped" if result.cancelled else ""))
+        self._refresh_list()
+        self.answer_finished.emit(result)
+
+    def _answer_failed(self, e: BaseException) -> None:
+        self._pending = None
+        self.chat_panel.view.end_stream()
+        self.chat_panel.set_busy(False)
+        self.stats_label.setText("")
+        self.chat_panel.show_error(describe_error(e))
+
+    # ---- shutdown ----------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        for job in (self.answer_job, self.load_job):
+            if job is not None and job.is_running():
+                job.cancel()
+                job.wait(SHUTDOWN_WAIT_MS)
+        # Deliver the jobs' last queued signals, so a stopped answer is stored like any other.
+        QCoreApplication.sendPostedEvents()
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        super().closeEvent(event)
+
+
+def _note(meta: dict) -> str:
+    if not meta:
+        return ""
+    parts = []
+    if meta.get("finish_reason") == "cancelled":
+        parts.append("stopped")
+    elif meta.get("finish_reason") == "length":
+        parts.append("cut at the length limit")
+    if meta.get("tokens_per_s"):
+        parts.append(f"{meta['tokens_per_s']:.1f} tok/s")
+    return " · ".join(parts)

@@ -1,0 +1,118 @@
+"""The one worker pattern: every long job runs through ``Job``.
+
+A job is a plain function ``fn(ctx) -> result`` from app.core (or a lambda around one). It
+runs on its own QThread and talks to the GUI only through ``ctx``:
+
+- ``ctx.progress(done, total, note)`` -> ``Job.progressed`` signal
+- ``ctx.partial(obj)``                -> ``Job.partial`` signal (streamed tokens, rows, ...)
+- ``ctx.cancelled()``                 <- ``Job.cancel()``
+
+and ends with exactly one of ``succeeded(result)`` / ``failed(exception)``, then
+``finished()``. The signals belong to the Job, which lives on the GUI thread, so Qt queues
+every emission from the worker thread: slots always run on the GUI thread and may touch
+widgets; the job function never may. Nothing is swallowed: an exception becomes
+``failed``, and the caller must show it.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+
+class JobContext:
+    """What a running job may use: report progress, stream partial results, poll cancel."""
+
+    def __init__(self, job: "Job"):
+        self._job = job
+
+    def progress(self, done: int, total: int = 0, note: str = "") -> None:
+        self._job.progressed.emit(int(done), int(total), note)
+
+    def partial(self, item: Any) -> None:
+        self._job.partial.emit(item)
+
+    def cancelled(self) -> bool:
+        return self._job._cancel.is_set()
+
+
+class _Thread(QThread):
+    def __init__(self, job: "Job"):
+        super().__init__()
+        self._job = job
+
+    def run(self) -> None:  # worker thread
+        job = self._job
+        try:
+            result = job._fn(JobContext(job))
+        except BaseException as e:  # noqa: BLE001 - handed to the GUI, never swallowed
+            e.__traceback_text__ = traceback.format_exc()
+            job.failed.emit(e)
+        else:
+            job.succeeded.emit(result)
+
+
+# Jobs are kept alive here until they finish, so a caller may drop its reference.
+_RUNNING: set["Job"] = set()
+
+
+class Job(QObject):
+    progressed = Signal(int, int, str)
+    partial = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, fn: Callable[[JobContext], Any], name: str = "job", parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self._fn = fn
+        self._cancel = threading.Event()
+        self._thread = _Thread(self)
+        self._thread.setObjectName(name)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._done = False
+
+    # fluent helpers, in the manner of Anki's QueryOp
+    def on_success(self, slot: Callable[[Any], None]) -> "Job":
+        self.succeeded.connect(slot)
+        return self
+
+    def on_failure(self, slot: Callable[[BaseException], None]) -> "Job":
+        self.failed.connect(slot)
+        return self
+
+    def on_partial(self, slot: Callable[[Any], None]) -> "Job":
+        self.partial.connect(slot)
+        return self
+
+    def on_progress(self, slot: Callable[[int, int, str], None]) -> "Job":
+        self.progressed.connect(slot)
+        return self
+
+    def start(self) -> "Job":
+        _RUNNING.add(self)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def is_running(self) -> bool:
+        return not self._done
+
+    def wait(self, ms: int = -1) -> bool:
+        """Block until the thread ends (for shutdown only: never call it in normal GUI flow)."""
+        return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+
+    def _on_thread_finished(self) -> None:
+        self._done = True
+        _RUNNING.discard(self)
+        self.finished.emit()

@@ -1,0 +1,53 @@
+"""Shared fixtures. Everything is real: the real starter model through llama.cpp, real
+SQLite files under a temporary home, a real Qt window on the offscreen platform."""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports Qt: no display is needed, and none is assumed.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+from app.core.engine import Engine, EngineConfig  # noqa: E402
+from app.core.models.embedded import starter_model  # noqa: E402
+
+# A prompt the 135M starter model answers reliably and briefly.
+CAPITAL_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="session")
+def starter_path():
+    return starter_model().path
+
+
+@pytest.fixture(scope="session")
+def engine(starter_path):
+    e = Engine(starter_path, EngineConfig(n_ctx=2048))
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def app_home(tmp_path, monkeypatch):
+    """A private OFFLINE_CODER_HOME so no test touches the real profile."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("OFFLINE_CODER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def truncated_gguf(tmp_path, starter_path):
+    """The real starter model cut off after 40% of its bytes, like a killed download."""
+    p = tmp_path / "half-downloaded.gguf"
+    with open(starter_path, "rb") as src, open(p, "wb") as dst:
+        dst.write(src.read(int(starter_path.stat().st_size * 0.4)))
+    return p
+
+
+@pytest.fixture
+def text_as_gguf(tmp_path):
+    p = tmp_path / "notes.gguf"
+    p.write_text("These are my notes, not a model.\n" * 20)
+    return p
