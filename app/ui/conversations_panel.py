@@ -24,6 +24,8 @@ class ConversationsPanel(QWidget):
         self.list = QListWidget()
         self.list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed)
         self.list.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.ElideRight)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.new_button)
@@ -52,12 +54,23 @@ class ConversationsPanel(QWidget):
             for c in conversations:
                 item = QListWidgetItem(c.title)
                 item.setData(ID_ROLE, c.id)
+                item.setToolTip(c.title)
                 item.setFlags(item.flags() | Qt.ItemIsEditable)
                 self.list.addItem(item)
                 if c.id == current_id:
                     self.list.setCurrentItem(item)
         finally:
             self._filling = False
+
+    def set_title(self, conversation_id: int, title: str) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(ID_ROLE) == conversation_id and item.text() != title:
+                self._filling = True
+                try:
+                    item.setText(title)
+                finally:
+                    self._filling = False
 
     def titles(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]

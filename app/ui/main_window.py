@@ -175,7 +175,10 @@ class MainWindow(QMainWindow):
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         self.ctx.storage.rename_conversation(conversation_id, title)
-        self._refresh_list()
+        conv = self.ctx.storage.conversation(conversation_id)
+        if conv is not None:
+            # Not a list rebuild: this runs inside the edited item's own signal.
+            self.conversations.set_title(conversation_id, conv.title)
 
     def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
         conv = self.ctx.storage.conversation(conversation_id)
