@@ -148,3 +148,21 @@ def test_a_broken_model_file_is_shown_and_the_window_keeps_running(qtbot, app_ho
     wait_loaded(qtbot, w)
     assert not err.isVisible() and w.chat_panel.send_button.isEnabled()
     close_window(w)
+
+
+def test_closing_the_window_mid_answer_keeps_the_partial_answer(qtbot, app_home):
+    w = open_window(qtbot, app_home, temperature=0.8, max_tokens=2000)
+    wait_loaded(qtbot, w)
+    w.chat_panel.input.setPlainText(LONG_PROMPT)
+    qtbot.mouseClick(w.chat_panel.send_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(w.chat_panel.view.streaming_text) > 20, timeout=30_000)
+    conv_id = w.current_id
+    t0 = time.perf_counter()
+    close_window(w)
+    assert time.perf_counter() - t0 < 2.0
+
+    w2 = open_window(qtbot, app_home)
+    stored = w2.ctx.storage.messages(conv_id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].meta["finish_reason"] == "cancelled" and len(stored[1].content) > 20
+    close_window(w2)
