@@ -1,8 +1,11 @@
-"""Facts about this computer that the engine needs (the model manager adds more)."""
+"""Facts about this computer: cores for the engine, RAM and disk for choosing a model."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -16,3 +19,26 @@ def physical_cores() -> int:
     except (AttributeError, OSError):
         pass
     return max(1, n)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    total_ram: int       # bytes
+    available_ram: int   # bytes
+    physical_cores: int
+    free_disk: int       # bytes free where models are stored
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def probe(models_dir: Path) -> Hardware:
+    """Read RAM, cores and the free disk of the models folder (or its nearest existing parent)."""
+    vm = psutil.virtual_memory()
+    return Hardware(total_ram=vm.total, available_ram=vm.available,
+                    physical_cores=physical_cores(),
+                    free_disk=shutil.disk_usage(_existing_parent(Path(models_dir))).free)
