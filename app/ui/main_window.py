@@ -21,6 +21,8 @@ from app.core.settings import Settings
 from app.core.storage import Storage
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
+from app.core.models.registry import ModelRegistry
+from app.ui.models_dialog import ModelsDialog
 from app.ui.workers import Job
 
 SHUTDOWN_WAIT_MS = 5000
@@ -62,6 +64,8 @@ class MainWindow(QMainWindow):
         self.load_job: Job | None = None
         self.answer_job: Job | None = None
         self._pending: PendingAnswer | None = None
+        self.models_dialog: ModelsDialog | None = None
+        self.hardware_probe = None  # tests inject a fake machine here
         self.current_id: int | None = None
 
         self.setWindowTitle(APP_NAME)
@@ -96,6 +100,13 @@ class MainWindow(QMainWindow):
         self.load_model()
 
     def _build_menu(self) -> None:
+        self.models_action = QAction("&Models…", self)
+        self.models_action.setToolTip("Choose, download or import a model")
+        self.models_action.triggered.connect(self.show_models)
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.addAction(self.models_action)
         file_menu = self.menuBar().addMenu("&File")
         new = QAction("&New chat", self)
         new.setShortcut(QKeySequence.New)
@@ -104,6 +115,7 @@ class MainWindow(QMainWindow):
         quit_.setShortcut(QKeySequence.Quit)
         quit_.triggered.connect(self.close)
         file_menu.addAction(new)
+        file_menu.addAction(self.models_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_)
         help_menu = self.menuBar().addMenu("&Help")
@@ -114,8 +126,32 @@ class MainWindow(QMainWindow):
         help_menu.addAction(about)
 
     # ---- model -----------------------------------------------------------------------------
-    def load_model(self) -> None:
-        """Load the active model on a worker; the window stays usable meanwhile."""
+    def show_models(self) -> ModelsDialog:
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(ModelRegistry(self.ctx.paths.models_dir),
+                                              self.ctx.settings.model_path, self.ctx.settings.n_ctx,
+                                              hardware=self.hardware_probe, parent=self)
+            self.models_dialog.model_chosen.connect(self.switch_model)
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def switch_model(self, path: str) -> None:
+        """Use another model; if it fails to load, go back to the one before."""
+        if self._busy_guard():
+            return
+        previous = self.ctx.settings.model_path
+        self.ctx.settings.model_path = path
+        self.ctx.settings.save(self.ctx.paths.settings_file)
+        self.load_model(fallback=previous)
+
+    def load_model(self, fallback: str | None = None, notice: str | None = None) -> None:
+        """Load the active model on a worker; the window stays usable meanwhile.
+
+        The old model is closed first, so its memory is back before the new one loads. If
+        ``fallback`` is given and loading fails, the setting reverts and that model loads.
+        ``notice`` stays on show after a successful load (why we fell back).
+        """
         self.chat_panel.set_ready(False)
         try:
             model = active_model(self.ctx.settings)
@@ -129,13 +165,13 @@ class MainWindow(QMainWindow):
             old.close()
 
         self.load_job = (Job(lambda _ctx: Engine(model.path, config), name="load-model", parent=self)
-                         .on_success(lambda engine: self._model_loaded(model, engine))
-                         .on_failure(self._model_failed)
+                         .on_success(lambda engine: self._model_loaded(model, engine, notice))
+                         .on_failure(lambda e: self._model_failed(e, fallback))
                          .start())
 
-    def _model_loaded(self, model: ActiveModel, engine: Engine) -> None:
+    def _model_loaded(self, model: ActiveModel, engine: Engine, notice: str | None = None) -> None:
         self.engine, self.model = engine, model
-        self.chat_panel.show_error(None)
+        self.chat_panel.show_error(notice)
         self.chat_panel.show_banner(model.banner)
         self.model_label.setText(
             f"Model: {model.name} · context {engine.n_ctx} · {engine.model.n_threads} threads "
@@ -143,10 +179,18 @@ class MainWindow(QMainWindow):
         self.chat_panel.set_ready(True)
         self.model_ready.emit()
 
-    def _model_failed(self, e: BaseException) -> None:
+    def _model_failed(self, e: BaseException, fallback: str | None = None) -> None:
         self.model_label.setText("No model loaded")
-        self.chat_panel.show_error(describe_error(e))
         self.chat_panel.set_ready(False)
+        if fallback is not None and fallback != self.ctx.settings.model_path:
+            self.ctx.settings.model_path = fallback
+            self.ctx.settings.save(self.ctx.paths.settings_file)
+            if self.models_dialog is not None:
+                self.models_dialog.active_path = fallback
+                self.models_dialog.refresh()
+            self.load_model(notice=f"{describe_error(e)} Went back to the previous model.")
+            return
+        self.chat_panel.show_error(describe_error(e))
 
     # ---- conversations -----------------------------------------------------------------------
     def _refresh_list(self) -> None:

@@ -1,0 +1,296 @@
+"""The Models window: this computer, the catalog with fit and a recommendation, downloads with
+progress and cancel, Import GGUF…, switching and deleting models.
+
+All decisions (fit, recommendation, verification, registration) are app.core's; this window
+shows them and runs the long parts through ``Job``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView,
+                               QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout)
+
+from app.core.hardware import Hardware, probe
+from app.core.models import download as dl
+from app.core.models.catalog import CATALOG, CatalogEntry
+from app.core.models.fit import assess, gb, recommend
+from app.core.models.importer import ModelSummary, import_gguf, inspect_gguf, install_from_catalog
+from app.core.models.registry import InstalledModel, ModelRegistry
+from app.core.models.embedded import starter_model
+from app.ui.workers import Job
+
+RECOMMENDED = "★ Recommended for this computer"
+
+
+@dataclass
+class Row:
+    name: str
+    entry: CatalogEntry | None
+    installed: InstalledModel | None
+    path: Path | None
+
+
+class ModelsDialog(QDialog):
+    model_chosen = Signal(str)  # path of the model to use ("" = starter)
+
+    def __init__(self, registry: ModelRegistry, active_path: str, n_ctx: int,
+                 hardware: Callable[[], Hardware] | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(900, 460)
+        self.registry = registry
+        self.active_path = active_path
+        self.n_ctx = n_ctx
+        self._probe = hardware or (lambda: probe(registry.dir))
+        self.job: Job | None = None
+        self.rows: list[Row] = []
+
+        self.machine = QLabel()
+        self.machine.setWordWrap(True)
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color:#8a5a00;")
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Model", "Size", "Fits this computer?", "Status"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.progress_note = QLabel()
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.setStyleSheet("color:#8a1c1c;")
+        self.disk = QLabel()
+
+        self.download_button = QPushButton("Download")
+        self.cancel_button = QPushButton("Cancel download")
+        self.use_button = QPushButton("Use this model")
+        self.delete_button = QPushButton("Delete")
+        self.import_button = QPushButton("Import GGUF…")
+        buttons = QHBoxLayout()
+        for b in (self.download_button, self.cancel_button, self.use_button, self.delete_button):
+            buttons.addWidget(b)
+        buttons.addStretch()
+        buttons.addWidget(self.import_button)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.machine)
+        lay.addWidget(self.warning)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.progress_note)
+        lay.addWidget(self.error)
+        lay.addLayout(buttons)
+        lay.addWidget(self.disk)
+
+        self.table.itemSelectionChanged.connect(self._sync_buttons)
+        self.download_button.clicked.connect(self.download_selected)
+        self.cancel_button.clicked.connect(self.cancel_download)
+        self.use_button.clicked.connect(self.use_selected)
+        self.delete_button.clicked.connect(lambda: self.delete_selected())
+        self.import_button.clicked.connect(self.import_clicked)
+        self.refresh()
+
+    # ---- content ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        hw = self._probe()
+        self.hardware = hw
+        self.machine.setText(
+            f"This computer: {gb(hw.total_ram)} RAM ({gb(hw.available_ram)} available now) · "
+            f"{hw.physical_cores} physical cores · {gb(hw.free_disk)} free in {self.registry.dir}")
+        installed = self.registry.list()
+        by_catalog = {m.catalog_id: m for m in installed if m.catalog_id}
+        rec = recommend(hw, self.n_ctx, frozenset(by_catalog))
+        self.recommendation = rec
+        self.warning.setText(rec.warning or "")
+        self.warning.setVisible(bool(rec.warning))
+
+        self.rows = []
+        for e in CATALOG:
+            if e.embedded:
+                try:
+                    path = starter_model().path
+                except FileNotFoundError:
+                    path = None
+                self.rows.append(Row(e.name, e, None, path))
+            else:
+                m = by_catalog.get(e.id)
+                self.rows.append(Row(e.name, e, m, m.file if m else None))
+        for m in installed:
+            if not m.catalog_id:
+                self.rows.append(Row(m.name, None, m, m.file))
+
+        selected = self.table.currentRow()
+        self.table.setRowCount(len(self.rows))
+        for i, r in enumerate(self.rows):
+            name = r.name + (f"  —  {RECOMMENDED}" if r.entry is not None and r.entry == rec.entry else "")
+            size = r.entry.size_bytes if r.entry else (r.installed.size if r.installed else 0)
+            if r.entry is not None:
+                fit = assess(r.entry, hw, self.n_ctx, installed=r.installed is not None).reason
+            else:
+                fit = f"{r.installed.architecture}, {r.installed.quantization} (imported)"
+            self._set(i, 0, name, tooltip=r.entry.blurb if r.entry else str(r.path))
+            self._set(i, 1, f"{size / 1e9:.2f} GB")
+            self._set(i, 2, fit)
+            self._set(i, 3, self._status(r))
+        if 0 <= selected < len(self.rows):
+            self.table.selectRow(selected)
+        self.disk.setText(f"Models take {gb(self.registry.disk_usage())} of disk in {self.registry.dir}")
+        self._sync_buttons()
+
+    def _set(self, row: int, col: int, text: str, tooltip: str = "") -> None:
+        item = QTableWidgetItem(text)
+        if tooltip:
+            item.setToolTip(tooltip)
+        self.table.setItem(row, col, item)
+
+    def _is_active(self, r: Row) -> bool:
+        if r.entry is not None and r.entry.embedded:
+            return not self.active_path
+        return r.path is not None and bool(self.active_path) and \
+            Path(self.active_path).resolve() == r.path.resolve()
+
+    def _status(self, r: Row) -> str:
+        if self._is_active(r):
+            return "Active"
+        if r.path is not None:
+            return "Installed"
+        part = dl.partial_size(self.registry.dir / r.entry.filename) if r.entry else 0
+        if part:
+            return f"Paused at {part / 1e6:,.0f} MB (Download resumes)"
+        return "Not downloaded"
+
+    def row_names(self) -> list[str]:
+        return [self.table.item(i, 0).text() for i in range(self.table.rowCount())]
+
+    def selected_row(self) -> Row | None:
+        i = self.table.currentRow()
+        return self.rows[i] if 0 <= i < len(self.rows) else None
+
+    def select(self, name_prefix: str) -> None:
+        for i, r in enumerate(self.rows):
+            if r.name.startswith(name_prefix):
+                self.table.selectRow(i)
+                return
+
+    def _sync_buttons(self) -> None:
+        r = self.selected_row()
+        busy = self.job is not None and self.job.is_running()
+        self.download_button.setEnabled(not busy and r is not None and r.path is None and r.entry is not None)
+        self.cancel_button.setEnabled(busy)
+        self.use_button.setEnabled(not busy and r is not None and r.path is not None and not self._is_active(r))
+        self.delete_button.setEnabled(not busy and r is not None and r.installed is not None
+                                      and not self._is_active(r))
+        self.import_button.setEnabled(not busy)
+
+    # ---- actions ----------------------------------------------------------------------------
+    def _run(self, fn, what: str) -> None:
+        self.error.clear()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.progress_note.setText(what)
+        self.job = (Job(fn, name="models", parent=self)
+                    .on_progress(self._on_progress)
+                    .on_success(self._on_done)
+                    .on_failure(self._on_failed)
+                    .start())
+        self.job.finished.connect(self._sync_buttons)
+        self._sync_buttons()
+
+    def download_selected(self) -> None:
+        r = self.selected_row()
+        if r is None or r.entry is None or r.path is not None:
+            return
+        fit = assess(r.entry, self._probe(), self.n_ctx)
+        if not fit.fits_disk:  # checked before a byte is fetched
+            self.error.setText(f"Cannot download {r.entry.name}: {fit.reason}.")
+            return
+        entry, registry = r.entry, self.registry
+        self._run(lambda ctx: install_from_catalog(entry, registry, progress=ctx.progress,
+                                                   cancelled=ctx.cancelled), f"Downloading {entry.name}…")
+
+    def cancel_download(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _on_progress(self, done: int, total: int, note: str) -> None:
+        if total > 0:
+            # Percent, so multi-GB sizes fit QProgressBar's int range.
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(done * 1000 / total))
+        self.progress_note.setText(note)
+
+    def _on_done(self, model: InstalledModel) -> None:
+        self.progress.hide()
+        self.progress_note.setText(f"{model.name} is ready. Select it and press “Use this model”.")
+        self.refresh()
+
+    def _on_failed(self, e: BaseException) -> None:
+        self.progress.hide()
+        self.progress_note.clear()
+        self.error.setText(str(e))
+        self.refresh()
+
+    def use_selected(self) -> None:
+        r = self.selected_row()
+        if r is None or r.path is None:
+            return
+        path = "" if (r.entry is not None and r.entry.embedded) else str(r.path)
+        self.active_path = path
+        self.model_chosen.emit(path)
+        self.refresh()
+
+    def delete_selected(self, confirm: bool = True) -> None:
+        r = self.selected_row()
+        if r is None or r.installed is None or self._is_active(r):
+            return
+        what = "Forget this model (your file stays where it is)?" if r.installed.source == "link" else \
+            f"Delete {r.name} ({r.installed.size / 1e9:.1f} GB) from disk?"
+        if confirm and QMessageBox.question(self, "Delete model", what) != QMessageBox.Yes:
+            return
+        self.registry.remove(r.installed.id)
+        self.refresh()
+
+    # ---- import -----------------------------------------------------------------------------
+    def import_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", str(Path.home()),
+                                              "GGUF models (*.gguf);;All files (*)")
+        if not path:
+            return
+        try:
+            summary = inspect_gguf(path)
+        except ValueError as e:
+            self.error.setText(str(e))
+            return
+        mode = self.confirm_import(summary)
+        if mode:
+            self.import_file(path, mode)
+
+    def confirm_import(self, summary: ModelSummary) -> str | None:
+        """Show what the file is; the user copies it, references it, or cancels."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Import model")
+        box.setText(f"Import {summary.path.name}?")
+        box.setInformativeText("\n".join(summary.lines()))
+        copy = box.addButton("Copy into the models folder", QMessageBox.AcceptRole)
+        link = box.addButton("Use it where it is", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.exec()
+        return "copy" if box.clickedButton() is copy else "link" if box.clickedButton() is link else None
+
+    def import_file(self, path: str, mode: str) -> None:
+        registry = self.registry
+        self._run(lambda ctx: import_gguf(path, registry, mode=mode, progress=ctx.progress,
+                                          cancelled=ctx.cancelled), f"Importing {Path(path).name}…")
+
