@@ -7,13 +7,13 @@ type fall back to the default, so an old or hand-edited file never stops the app
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
+
+from app.core.atomic import atomic_write_text
 
 
 @dataclass
@@ -56,19 +56,7 @@ class Settings:
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash mid-save leaves the old file, never half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = tomli_w.dumps(dataclasses.asdict(self))
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
+        atomic_write_text(path, tomli_w.dumps(dataclasses.asdict(self)))
 
 def _from_dict(cls, raw: dict):
     kwargs = {}

@@ -9,11 +9,11 @@ deletes the user's file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from app.core.atomic import atomic_write_text
 
 INDEX = "models.json"
 
@@ -96,14 +96,4 @@ class ModelRegistry:
         return f"{base}-{n}"
 
     def _write(self, models: list[InstalledModel]) -> None:
-        data = json.dumps({"models": [asdict(m) for m in models]}, indent=2)
-        fd, tmp = tempfile.mkstemp(prefix=".models-", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._index)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self._index, json.dumps({"models": [asdict(m) for m in models]}, indent=2))

@@ -1,0 +1,21 @@
+"""The layout rule: app/core works without Qt."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parent.parent / "app" / "core"
+
+
+def test_core_never_imports_qt():
+    offenders = [str(p) for p in CORE.rglob("*.py") if "PySide6" in p.read_text(encoding="utf-8")]
+    assert offenders == []
+
+
+def test_core_imports_in_a_process_without_qt():
+    code = ("import sys, pkgutil, importlib, app.core as c\n"
+            "for m in pkgutil.walk_packages(c.__path__, 'app.core.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "assert not [k for k in sys.modules if k.startswith('PySide6')], 'Qt was imported'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
