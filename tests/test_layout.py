@@ -8,7 +8,9 @@ CORE = Path(__file__).resolve().parent.parent / "app" / "core"
 
 
 def test_core_never_imports_qt():
-    offenders = [str(p) for p in CORE.rglob("*.py") if "PySide6" in p.read_text(encoding="utf-8")]
+    import re
+    pattern = re.compile(r"^\s*(from|import)\s+(PySide6|shiboken6)", re.M)
+    offenders = [str(p) for p in CORE.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
 
 
