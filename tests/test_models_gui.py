@@ -86,6 +86,15 @@ def test_import_through_the_file_dialog_then_switch_and_back(window, qtbot, monk
     assert window.ctx.settings.model_path == before
 
 
+def test_the_starter_banner_offers_the_recommended_model(window):
+    window.hardware_probe = fake_machine(8)
+    assert "Open Models" in window.chat_panel.banner_text()
+    window.chat_panel.banner.linkActivated.emit("models:recommended")
+    d = window.models_dialog
+    assert d is not None and d.isVisible()
+    assert d.selected_row().name.startswith("Qwen2.5-Coder-3B") and d.download_button.isEnabled()
+
+
 def test_refused_import_shows_the_reason(window, qtbot, monkeypatch, truncated_gguf):
     d = window.show_models()
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(truncated_gguf), ""))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QTextDocumentFragment
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
@@ -25,6 +27,7 @@ class PromptEdit(QPlainTextEdit):
 class ChatPanel(QWidget):
     send_requested = Signal(str)
     stop_requested = Signal()
+    banner_link = Signal(str)  # href of a link in the banner
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,6 +35,8 @@ class ChatPanel(QWidget):
         self.banner.setObjectName("modelBanner")
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background:#fff4ce; color:#5c4400; padding:6px; border-radius:4px;")
+        self.banner.setTextFormat(Qt.RichText)
+        self.banner.linkActivated.connect(self.banner_link)
         self.banner.hide()
         self.error = QLabel()
         self.error.setObjectName("errorBanner")
@@ -90,9 +95,16 @@ class ChatPanel(QWidget):
         self.send_button.setEnabled(self._can_send and not self._busy)
         self.stop_button.setEnabled(self._busy)
 
-    def show_banner(self, text: str | None) -> None:
-        self.banner.setText(text or "")
+    def show_banner(self, text: str | None, link: tuple[str, str] | None = None) -> None:
+        """Plain ``text``, optionally followed by a link (href, label)."""
+        body = html.escape(text or "")
+        if text and link:
+            body += f' <a href="{html.escape(link[0])}">{html.escape(link[1])}</a>'
+        self.banner.setText(body)
         self.banner.setVisible(bool(text))
+
+    def banner_text(self) -> str:
+        return self.banner.text() and QTextDocumentFragment.fromHtml(self.banner.text()).toPlainText()
 
     def show_error(self, text: str | None) -> None:
         self.error.setText(text or "")

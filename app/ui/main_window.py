@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.conversations.delete_requested.connect(self.delete_conversation)
         self.chat_panel.send_requested.connect(self.send)
         self.chat_panel.stop_requested.connect(self.stop)
+        self.chat_panel.banner_link.connect(lambda _href: self.show_models().select_recommended())
         self.chat_panel.view.copied.connect(
             lambda code: self.statusBar().showMessage(f"Copied {len(code.splitlines())} lines", 3000))
 
@@ -172,7 +173,7 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, model: ActiveModel, engine: Engine, notice: str | None = None) -> None:
         self.engine, self.model = engine, model
         self.chat_panel.show_error(notice)
-        self.chat_panel.show_banner(model.banner)
+        self.chat_panel.show_banner(model.banner, ("models:recommended", "Open Models…") if model.is_starter else None)
         self.model_label.setText(
             f"Model: {model.name} · context {engine.n_ctx} · {engine.model.n_threads} threads "
             f"· loaded in {engine.model.load_s:.1f} s")

@@ -184,6 +184,9 @@ class ModelsDialog(QDialog):
                 self.table.selectRow(i)
                 return
 
+    def select_recommended(self) -> None:
+        self.select(self.recommendation.entry.name)
+
     def _sync_buttons(self) -> None:
         r = self.selected_row()
         busy = self.job is not None and self.job.is_running()
