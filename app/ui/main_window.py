@@ -154,19 +154,20 @@ class MainWindow(QMainWindow):
         ``notice`` stays on show after a successful load (why we fell back).
         """
         self.chat_panel.set_ready(False)
-        try:
-            model = active_model(self.ctx.settings)
-        except Exception as e:  # noqa: BLE001 - shown to the user
-            self._model_failed(e)
-            return
-        self.model_label.setText(f"Loading {model.name}…")
-        config = EngineConfig(n_ctx=self.ctx.settings.n_ctx, n_threads=self.ctx.settings.n_threads)
+        self.model_label.setText("Loading the model…")
+        settings = self.ctx.settings
+        config = EngineConfig(n_ctx=settings.n_ctx, n_threads=settings.n_threads)
         old, self.engine = self.engine, None
         if old is not None:
             old.close()
 
-        self.load_job = (Job(lambda _ctx: Engine(model.path, config), name="load-model", parent=self)
-                         .on_success(lambda engine: self._model_loaded(model, engine, notice))
+        def job(_ctx):
+            # Resolving the starter model checks its sha256 (0.1 s): worker thread, not GUI.
+            model = active_model(settings)
+            return model, Engine(model.path, config)
+
+        self.load_job = (Job(job, name="load-model", parent=self)
+                         .on_success(lambda loaded: self._model_loaded(*loaded, notice))
                          .on_failure(lambda e: self._model_failed(e, fallback))
                          .start())
 
