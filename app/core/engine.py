@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -87,7 +87,6 @@ class LoadedModel:
     load_s: float
     n_ctx: int
     n_threads: int
-    extra: dict = field(default_factory=dict)
 
 
 class Engine:

@@ -14,14 +14,15 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter
 
 from app import APP_NAME, __version__
 from app.core.chat import ChatService, PendingAnswer
-from app.core.engine import Engine, EngineConfig, GenerationResult
+from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
 from app.core.models.active import ActiveModel, active_model
+from app.core.models.embedded import StarterModelMissing
+from app.core.models.registry import ModelRegistry
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
-from app.core.models.registry import ModelRegistry
 from app.ui.models_dialog import ModelsDialog
 from app.ui.workers import Job
 
@@ -44,8 +45,6 @@ class AppContext:
 
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
-    from app.core.engine import EngineError
-    from app.core.models.embedded import StarterModelMissing
     if isinstance(e, (EngineError, StarterModelMissing, ValueError)):
         return str(e)
     return f"{type(e).__name__}: {e}"
