@@ -1,0 +1,306 @@
+"""Write accepted changes atomically, with an undo record that survives a restart.
+
+The order matters, so that a crash or a full disk at any point loses nothing:
+1. check every file again: still inside the project, unchanged since the diff was made
+   (SHA-256), not binary. Any failure: nothing is written.
+2. save the undo record (original bytes and modes) and fsync it.
+3. write every new content to a temporary file in the target's own folder, fsync it.
+   Any failure: the temporaries go away, nothing in the project has changed.
+4. rename each temporary over its target (atomic per file) and delete deleted files; if one
+   of these fails, the ones already done are put back from the record.
+5. mark the record applied.
+``undo`` restores the original bytes exactly (mode too), removes files the apply created and
+the folders it made for them, and refuses to overwrite a file the user has changed since
+(unless forced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from app.core.atomic import atomic_write_text
+from app.core.edits.plan import DELETED, NEW, FileChange
+from app.core.edits.project_path import UnsafePathError, resolve_in_project
+from app.core.edits.textfile import looks_binary, sha256_bytes
+
+
+class ApplyError(RuntimeError):
+    """Nothing was written (or everything written was put back); the message says why."""
+
+
+class StaleFileError(ApplyError):
+    """A file changed on disk after its diff was computed: recompute the diff first."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
+
+
+class UndoConflict(RuntimeError):
+    """Files changed after the apply; undoing would throw those changes away."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
+
+
+@dataclass
+class UndoFile:
+    path: str                     # relative to the project
+    existed: bool                 # False: the apply created it
+    original_sha256: str | None
+    written_sha256: str | None    # None: the apply deleted it
+    mode: int | None
+    blob: str | None              # file name of the saved original bytes in the record folder
+    created_dirs: list[str] = field(default_factory=list)  # made for a new file, deepest last
+
+
+@dataclass
+class UndoRecord:
+    id: str
+    root: str
+    label: str
+    created: float
+    state: str                    # "applying" | "applied" | "undone"
+    files: list[UndoFile]
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+
+class UndoStore:
+    """Undo records on disk: one folder per apply, ``record.json`` plus the original bytes."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _dir(self, record_id: str) -> Path:
+        return self.folder / record_id
+
+    def save(self, record: UndoRecord) -> None:
+        atomic_write_text(self._dir(record.id) / "record.json", json.dumps(asdict(record), indent=1))
+
+    def load(self, record_id: str) -> UndoRecord:
+        raw = json.loads((self._dir(record_id) / "record.json").read_text(encoding="utf-8"))
+        raw["files"] = [UndoFile(**f) for f in raw["files"]]
+        return UndoRecord(**raw)
+
+    def records(self, root: Path | None = None) -> list[UndoRecord]:
+        """Newest first; unreadable records are skipped (they cannot be undone anyway)."""
+        out = []
+        if not self.folder.is_dir():
+            return out
+        want = str(Path(root).resolve()) if root is not None else None
+        for d in self.folder.iterdir():
+            try:
+                r = self.load(d.name)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+            if want is None or r.root == want:
+                out.append(r)
+        return sorted(out, key=lambda r: r.created, reverse=True)
+
+    def last_undoable(self, root: Path) -> UndoRecord | None:
+        return next((r for r in self.records(root) if r.state == "applied"), None)
+
+    def blob(self, record: UndoRecord, f: UndoFile) -> bytes:
+        return (self._dir(record.id) / f.blob).read_bytes() if f.blob else b""
+
+    def write_blob(self, record: UndoRecord, name: str, data: bytes) -> None:
+        d = self._dir(record.id)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / name, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def discard(self, record: UndoRecord) -> None:
+        shutil.rmtree(self._dir(record.id), ignore_errors=True)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _write_temp(target: Path, data: bytes, mode: int | None) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".offline-coder", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _missing_dirs(root: Path, target: Path) -> list[Path]:
+    out = []
+    d = target.parent
+    while d != root and not d.exists():
+        out.append(d)
+        d = d.parent
+    return list(reversed(out))  # shallowest first
+
+
+def _os_reason(e: OSError) -> str:
+    if e.errno == 28:
+        return "the disk is full"
+    return e.strerror or str(e)
+
+
+def apply_changes(root: Path, picks: Iterable[tuple[FileChange, Iterable[int] | None]], store: UndoStore,
+                  label: str = "") -> UndoRecord:
+    """Write the accepted hunks of each picked change; returns the undo record.
+
+    ``picks`` pairs a change with the hunk indexes the user accepted (None: all). A new or
+    deleted file in ``picks`` is applied whole: being picked is its explicit approval. A
+    modified file with no accepted hunk is left alone.
+    """
+    root = Path(root).resolve()
+    plan: list[tuple[FileChange, bytes | None]] = []
+    stale, problems = [], []
+    for change, accepted in picks:
+        if change.status not in (NEW, DELETED):
+            accepted = None if accepted is None else set(accepted)
+            if accepted is not None and not accepted:
+                continue
+        try:
+            _, target = resolve_in_project(root, change.path)
+        except UnsafePathError as e:
+            problems.append(str(e))
+            continue
+        if target != change.target:
+            problems.append(f"{change.path} now resolves to another place ({target}); recompute the diff.")
+            continue
+        current = _read(target)
+        expected = change.original.raw if change.original is not None else None
+        if current != expected:
+            stale.append(change.path)
+            continue
+        if current is not None and looks_binary(current):
+            problems.append(f"{change.path} is a binary file; it is never edited.")
+            continue
+        plan.append((change, change.result_bytes(None if change.status in (NEW, DELETED) else accepted)))
+    if problems:
+        raise ApplyError("Nothing was applied. " + " ".join(problems))
+    if stale:
+        raise StaleFileError(
+            "Nothing was applied: " + ", ".join(stale) + (" has" if len(stale) == 1 else " have")
+            + " changed on disk since the diff was computed. Recompute the diff and review it again.", stale)
+    if not plan:
+        raise ApplyError("Nothing to apply: no file or hunk is accepted.")
+
+    record = UndoRecord(uuid.uuid4().hex, str(root), label, time.time(), "applying", [])
+    try:
+        for n, (change, data) in enumerate(plan):
+            orig = change.original
+            blob = None
+            if orig is not None:
+                blob = f"{n}.orig"
+                store.write_blob(record, blob, orig.raw)
+            dirs = [] if orig is not None else [str(d.relative_to(root)) for d in _missing_dirs(root, change.target)]
+            record.files.append(UndoFile(change.path, orig is not None, orig.sha256 if orig else None,
+                                         sha256_bytes(data) if data is not None else None,
+                                         orig.mode if orig else None, blob, dirs))
+        store.save(record)
+    except OSError as e:
+        store.discard(record)
+        raise ApplyError(f"Nothing was applied: the undo copy could not be saved ({_os_reason(e)}).") from e
+
+    temps: list[tuple[Path, Path]] = []
+    made_dirs: list[Path] = []
+    try:
+        for (change, data), f in zip(plan, record.files):
+            if data is None:
+                continue
+            for d in _missing_dirs(root, change.target):
+                d.mkdir()
+                made_dirs.append(d)
+            mode = change.original.mode if change.original else None
+            temps.append((_write_temp(change.target, data, mode), change.target))
+    except OSError as e:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        for d in reversed(made_dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        store.discard(record)
+        raise ApplyError(f"Nothing was applied: writing failed ({_os_reason(e)}). Your files are unchanged.") from e
+
+    done: list[UndoFile] = []
+    try:
+        by_target = dict((t, tmp) for tmp, t in temps)
+        for (change, data), f in zip(plan, record.files):
+            if data is None:
+                change.target.unlink()
+            else:
+                os.replace(by_target.pop(change.target), change.target)
+            done.append(f)
+    except OSError as e:
+        for tmp in by_target.values():
+            tmp.unlink(missing_ok=True)
+        _restore(root, store, record, done)
+        store.discard(record)
+        raise ApplyError(f"Nothing was applied: {_os_reason(e)}. The files already written were put back.") from e
+    record.state = "applied"
+    store.save(record)
+    return record
+
+
+def _restore(root: Path, store: UndoStore, record: UndoRecord, files: Iterable[UndoFile]) -> None:
+    for f in files:
+        target = root / f.path
+        if f.existed:
+            data = store.blob(record, f)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(_write_temp(target, data, f.mode), target)
+        else:
+            target.unlink(missing_ok=True)
+            for d in reversed(f.created_dirs):
+                try:
+                    (root / d).rmdir()
+                except OSError:
+                    pass  # not empty: something else lives there now
+
+
+def undo(store: UndoStore, record: UndoRecord, force: bool = False) -> list[str]:
+    """Put every file of ``record`` back exactly as it was; returns the restored paths."""
+    if record.state == "undone":
+        raise UndoConflict("This change was already undone.", [])
+    root = Path(record.root)
+    changed = []
+    for f in record.files:
+        current = _read(root / f.path)
+        now = sha256_bytes(current) if current is not None else None
+        if now != f.written_sha256 and now != f.original_sha256:
+            changed.append(f.path)
+    if changed and not force:
+        raise UndoConflict(
+            "Undo would throw away changes made after the apply in: " + ", ".join(changed)
+            + ". Undo anyway to restore the versions from before the apply.", changed)
+    try:
+        _restore(root, store, record, record.files)
+    except OSError as e:
+        raise UndoConflict(f"Undo failed: {_os_reason(e)}. The undo record is kept; try again.", []) from e
+    record.state = "undone"
+    store.save(record)
+    return record.paths
+

@@ -1,0 +1,55 @@
+"""Where an edit may write: inside the project folder, never anywhere else.
+
+The model names files; a prompt injection in a retrieved file could make it name
+``../../.bashrc`` or a symlink that points out of the project. Every path the edit code
+touches goes through ``resolve_in_project``, which refuses anything that is absolute, climbs
+with ``..``, goes into ``.git``, or resolves (through symbolic links) outside the project.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+FORBIDDEN_DIRS = {".git", ".hg", ".svn"}
+
+
+class UnsafePathError(ValueError):
+    """The model asked for a path outside the project (the message names it)."""
+
+
+def normalise(requested: str) -> str:
+    """The model's path as a clean relative POSIX path, or UnsafePathError."""
+    raw = requested
+    p = requested.strip().strip("`'\"").replace("\\", "/")
+    if not p:
+        raise UnsafePathError("An edit named no file.")
+    if "\x00" in p:
+        raise UnsafePathError(f"Refused the path {raw!r}: it contains a NUL character.")
+    if p.startswith("/") or _DRIVE.match(p):
+        raise UnsafePathError(f"Refused the absolute path {raw!r}: edits may only name files inside the project.")
+    while p.startswith("./"):
+        p = p[2:]
+    parts = [part for part in PurePosixPath(p).parts if part not in ("", ".")]
+    if not parts:
+        raise UnsafePathError(f"Refused the path {raw!r}: it names no file.")
+    if ".." in parts:
+        raise UnsafePathError(f"Refused the path {raw!r}: it leaves the project with '..'.")
+    if any(part in FORBIDDEN_DIRS for part in parts):
+        raise UnsafePathError(f"Refused the path {raw!r}: edits never touch version-control folders.")
+    return "/".join(parts)
+
+
+def resolve_in_project(root: Path, requested: str) -> tuple[str, Path]:
+    """(clean relative path, absolute real path to write) for a path the model named."""
+    rel = normalise(requested)
+    real_root = Path(root).resolve()
+    target = (real_root / rel).resolve()  # follows symlinks of the parts that exist
+    if target != real_root and real_root not in target.parents:
+        raise UnsafePathError(
+            f"Refused the path {requested!r}: it resolves to {target}, outside the project "
+            "(through a symbolic link).")
+    if target == real_root:
+        raise UnsafePathError(f"Refused the path {requested!r}: it is the project folder itself.")
+    return rel, target
