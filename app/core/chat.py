@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from app.core.edit_prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
@@ -57,6 +58,8 @@ class PendingAnswer:
     conversation_id: int
     question: StoredMessage
     history: list[Message]
+    edit: EditRequest | None = None  # a change request: project files go into the prompt
+    files_shown: list[str] | None = None  # set by prompt(): the files the model saw
 
 
 class ChatService:
@@ -66,7 +69,7 @@ class ChatService:
         self.storage = storage
         self.settings = settings
 
-    def ask(self, conversation_id: int, question: str) -> PendingAnswer:
+    def ask(self, conversation_id: int, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """Store the question now (so a crash cannot lose it) and title a new conversation."""
         question = question.strip()
         if not question:
@@ -78,7 +81,7 @@ class ChatService:
             self.storage.rename_conversation(conversation_id, title_from(question))
         history = [m.as_chat() for m in self.storage.messages(conversation_id)
                    if m.role in ("user", "assistant")]
-        return PendingAnswer(conversation_id, stored, history)
+        return PendingAnswer(conversation_id, stored, history, edit)
 
     def params(self) -> GenerationParams:
         g = self.settings.generation
@@ -87,9 +90,16 @@ class ChatService:
 
     def prompt(self, engine: Engine, pending: PendingAnswer) -> list[Message]:
         """The messages to send. Touches no storage, so it may run on the worker thread."""
-        budget = engine.n_ctx - answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
-        return build_messages(self.settings.system_prompt, pending.history, budget,
-                              engine.count_message_tokens)
+        reserve = answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
+        budget = engine.n_ctx - reserve
+        system, history = self.settings.system_prompt, pending.history
+        if pending.edit is not None:
+            # Files first claim most of the budget; older turns get what is left.
+            room = int(budget * 0.8) - engine.count_tokens(system)
+            extra, user, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
+            system = f"{system}\n\n{extra}" if system else extra
+            history = history[:-1] + [{"role": "user", "content": user}]
+        return build_messages(system, history, budget, engine.count_message_tokens)
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str) -> StoredMessage | None:
         """Keep the answer, a stopped one too (marked as such); an empty one is not kept."""

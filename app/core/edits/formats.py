@@ -57,6 +57,7 @@ class FileEdit:
     replacements: list[Replacement] = field(default_factory=list)  # kind == "replace"
     answer_line: int = 0          # 1-based line of the answer where the edit starts
     create: bool = False          # a unified diff from /dev/null: the file must be new
+    guessed: bool = False         # the answer named no file: the request's only file was assumed
     elided: list[int] = field(default_factory=list)  # lines of a whole block that say "... rest unchanged"
 
 
@@ -114,11 +115,24 @@ def _dedent(body: list[str], indent: str) -> list[str]:
     return body
 
 
+def _fits(lang: str, path: str) -> bool:
+    """Whether a fence language can be the language of ``path`` (no language: yes)."""
+    if not lang:
+        return True
+    from pygments.lexers import get_lexer_for_filename
+    from pygments.util import ClassNotFound
+    try:
+        return lang in get_lexer_for_filename(path).aliases
+    except ClassNotFound:
+        return False
+
+
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, default_path: str | None = None):
         self.lines = [line.rstrip("\r") for line in text.split("\n")]
         self.out = ParsedAnswer()
         self.candidate: str | None = None
+        self.default_path = default_path
 
     def problem(self, message: str, path: str | None, line: int) -> None:
         self.out.problems.append(ParseProblem(message, path, line))
@@ -185,6 +199,10 @@ class _Parser:
                     "Ask again, or raise the answer length in Settings.", path, i + 1)
             return j
         lang = info.split()[0].lower() if info.split() else ""
+        guessed = False
+        if (path is None and self.default_path and any(b.strip() for b in body)
+                and lang not in DIFF_LANGS and _fits(lang, self.default_path)):
+            path, guessed = self.default_path, True
         if any(SEARCH_HEAD.match(b) for b in body):
             self._search_replace(body, path, i + 2)
         elif lang in DIFF_LANGS or _looks_like_udiff(body):
@@ -192,7 +210,7 @@ class _Parser:
         elif path:
             elided = [i + 2 + k for k, b in enumerate(body) if ELIDED.match(b)]
             self.out.edits.append(FileEdit(path, "whole", "whole file", lines=body, answer_line=i + 1,
-                                           elided=elided))
+                                           elided=elided, guessed=guessed))
         return j + 1
 
     def _search_replace(self, body: list[str], path: str | None, first_line: int) -> None:
@@ -321,6 +339,11 @@ def _looks_like_udiff(body: list[str]) -> bool:
     return bool(body) and HUNK_HEAD.match(body[0]) is not None
 
 
-def parse_answer(text: str) -> ParsedAnswer:
-    """All file edits in an answer, in order, plus what could not be used and why."""
-    return _Parser(text).run()
+def parse_answer(text: str, default_path: str | None = None) -> ParsedAnswer:
+    """All file edits in an answer, in order, plus what could not be used and why.
+
+    ``default_path``: when a change request was about one file only, a code block that
+    names no file (small models often forget the path line) is taken as that file, in the
+    file's language only, and marked ``guessed``; the user sees it says so.
+    """
+    return _Parser(text, default_path).run()

@@ -132,6 +132,9 @@ def _apply_edit(edit: FileEdit, cur: list[str] | None, path: str, problems: list
             return None, False
         return None, True
     if edit.kind == "whole":
+        if edit.guessed:
+            warnings.append(f"The answer did not name a file; its code block (answer line {edit.answer_line}) "
+                            f"was taken as {path}, the file the request was about. Check it is meant to be.")
         if cur is not None and not edit.create:
             partial = apply_partial(cur, edit.lines)
             if partial is not None:
@@ -170,10 +173,13 @@ def _apply_edit(edit: FileEdit, cur: list[str] | None, path: str, problems: list
     return lines, False
 
 
-def plan_changes(root: Path, answer: str | ParsedAnswer) -> ChangeSet:
-    """Every change an answer proposes for files under ``root``, ready to review. Reads only."""
+def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | None = None) -> ChangeSet:
+    """Every change an answer proposes for files under ``root``, ready to review. Reads only.
+
+    ``default_path``: see ``parse_answer``.
+    """
     root = Path(root)
-    parsed = parse_answer(answer) if isinstance(answer, str) else answer
+    parsed = parse_answer(answer, default_path) if isinstance(answer, str) else answer
     cs = ChangeSet(root, answer if isinstance(answer, str) else "")
     cs.problems.extend(EditProblem(p.message, p.path) for p in parsed.problems)
     order: list[str] = []

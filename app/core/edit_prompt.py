@@ -1,0 +1,103 @@
+"""The prompt for a change request: the format to answer in, and the files to change.
+
+Small models get precise diff formats wrong; on Aider's public benchmark Qwen2.5-Coder
+1.5B/3B/7B were run in the "whole file" format, which they follow reliably. So we ask for
+the complete new content of each changed file in a fenced block with its path on the line
+before, and compute the diff ourselves. A file too big to repeat within the answer budget
+is shown, and the model is asked for the complete changed functions only (see
+``edits.partial``). Files that do not fit the prompt budget are named but not shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pygments.lexers import get_lexer_for_filename
+from pygments.util import ClassNotFound
+
+from app.core.edits.project_path import UnsafePathError, resolve_in_project
+from app.core.edits.textfile import TextFile, UneditableFileError
+
+CODE_COMMAND = "/code"
+
+EDIT_INSTRUCTIONS = """\
+You can change the user's project files. To change a file, write its path alone on a line, \
+then a fenced code block with the COMPLETE new content of that file. Example:
+
+src/greet.py
+```python
+def greet(name):
+    return f"Hello, {name}!"
+```
+
+Rules:
+- Always give the whole file, never "..." or "rest unchanged".
+- Use the exact relative path of the file. To create a file, use a new path. To delete a file, \
+write a line: DELETE path/to/file
+- Only change what the request needs. Explain the change in one or two sentences."""
+
+BIG_FILE_NOTE = ("This file is long: answer with its path and then only the complete new version of "
+                 "each function or class you change.")
+
+
+@dataclass
+class EditRequest:
+    """A change request against a project: the files the model sees and may change."""
+
+    root: Path
+    request: str
+    files: list[str] = field(default_factory=list)
+
+
+def strip_command(text: str) -> tuple[bool, str]:
+    """(is an explicit /code request, the request without the command)."""
+    s = text.strip()
+    if s == CODE_COMMAND or s.startswith(CODE_COMMAND + " ") or s.startswith(CODE_COMMAND + "\n"):
+        return True, s[len(CODE_COMMAND):].strip()
+    return False, s
+
+
+def language_of(path: str) -> str:
+    try:
+        aliases = get_lexer_for_filename(path).aliases
+        return aliases[0] if aliases else ""
+    except ClassNotFound:
+        return ""
+
+
+def build_edit_prompt(req: EditRequest, budget_tokens: int, answer_tokens: int,
+                      count: Callable[[str], int]) -> tuple[str, str, list[str]]:
+    """(system addition, user message, files shown) within ``budget_tokens``.
+
+    A file is shown whole when it fits what is left of the budget; it is marked "long" when
+    repeating it would not fit ``answer_tokens``.
+    """
+    parts: list[str] = []
+    shown: list[str] = []
+    left = budget_tokens - count(EDIT_INSTRUCTIONS) - count(req.request) - 64
+    skipped: list[str] = []
+    for rel in req.files:
+        try:
+            _, target = resolve_in_project(req.root, rel)
+            text = "".join(TextFile.read(target, rel).lines).replace("\r\n", "\n")
+        except (UnsafePathError, UneditableFileError, OSError):
+            continue
+        block = f"{rel}\n```{language_of(rel)}\n{text}{'' if text.endswith(chr(10)) or not text else chr(10)}```\n"
+        cost = count(block)
+        if cost > left:
+            skipped.append(rel)
+            continue
+        if cost > answer_tokens * 0.8:
+            block += BIG_FILE_NOTE + "\n"
+        parts.append(block)
+        shown.append(rel)
+        left -= cost
+    user = ""
+    if parts:
+        user += "Current content of the files:\n\n" + "\n".join(parts) + "\n"
+    if skipped:
+        user += ("These files exist but are too long to show here: " + ", ".join(skipped) + ".\n\n")
+    user += f"Request: {req.request}"
+    return EDIT_INSTRUCTIONS, user, shown
