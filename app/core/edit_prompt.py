@@ -17,8 +17,10 @@ from typing import Callable
 from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from app.core.edits.formats import looks_like_path
 from app.core.edits.project_path import UnsafePathError, resolve_in_project
 from app.core.edits.textfile import TextFile, UneditableFileError
+from app.core.project import mentioned_files, project_files
 
 CODE_COMMAND = "/code"
 
@@ -59,6 +61,17 @@ def strip_command(text: str) -> tuple[bool, str]:
     return False, s
 
 
+def guess_target(request: str, files_shown: list[str] | None) -> str | None:
+    """The one file a request is about, for answers that forget to name it (or None)."""
+    if files_shown and len(files_shown) == 1:
+        return files_shown[0]
+    if files_shown:
+        return None
+    named = {w.strip(".,:;!?`'\"") for w in request.split()}
+    named = {w for w in named if looks_like_path(w)}
+    return named.pop() if len(named) == 1 else None
+
+
 def language_of(path: str) -> str:
     try:
         aliases = get_lexer_for_filename(path).aliases
@@ -74,6 +87,9 @@ def build_edit_prompt(req: EditRequest, budget_tokens: int, answer_tokens: int,
     A file is shown whole when it fits what is left of the budget; it is marked "long" when
     repeating it would not fit ``answer_tokens``.
     """
+    if not req.files:
+        # Reads the project tree: this runs on the worker thread, with the prompt.
+        req.files = mentioned_files(req.request, project_files(req.root))
     parts: list[str] = []
     shown: list[str] = []
     left = budget_tokens - count(EDIT_INSTRUCTIONS) - count(req.request) - 64

@@ -40,6 +40,9 @@ class Settings:
         "Answer concisely. Put code in fenced code blocks with the language named."
     )
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    # The open project folder ("" = none) and the recently opened ones, newest first.
+    project_dir: str = ""
+    recent_projects: list = field(default_factory=list)
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

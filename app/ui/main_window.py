@@ -8,19 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
 
 from app import APP_NAME, __version__
 from app.core.chat import ChatService, PendingAnswer
+from app.core.edit_prompt import EditRequest, guess_target, strip_command
+from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
+                            apply_changes, plan_changes, undo)
 from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
 from app.core.models.active import ActiveModel, active_model
 from app.core.models.embedded import StarterModelMissing
 from app.core.models.registry import ModelRegistry
+from app.core.project import remember_recent
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
+from app.ui.changes_panel import ChangesPanel
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
 from app.ui.models_dialog import ModelsDialog
@@ -45,7 +52,7 @@ class AppContext:
 
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
-    if isinstance(e, (EngineError, StarterModelMissing, ValueError)):
+    if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 
@@ -53,6 +60,10 @@ def describe_error(e: BaseException) -> str:
 class MainWindow(QMainWindow):
     model_ready = Signal()        # a model finished loading
     answer_finished = Signal(object)  # GenerationResult of the last answer
+    changes_planned = Signal(object)  # ChangeSet proposed by the last answer (or recomputed)
+    changes_applied = Signal(object)  # UndoRecord
+    changes_undone = Signal(object)   # list of restored paths
+    edit_failed = Signal(str)         # apply/undo refused, with the message shown
 
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -66,20 +77,32 @@ class MainWindow(QMainWindow):
         self.models_dialog: ModelsDialog | None = None
         self.hardware_probe = None  # tests inject a fake machine here
         self.current_id: int | None = None
+        self.project: Path | None = None
+        self.undo_store = UndoStore(ctx.paths.data_dir / "undo")
+        self.edit_job: Job | None = None
+        self._plan_target: str | None = None  # the file an unlabelled code block is taken for
+        # Asked before an undo that would throw away later changes; tests answer it.
+        self.confirm_force_undo = lambda message: QMessageBox.question(
+            self, "Undo", message) == QMessageBox.Yes
 
         self.setWindowTitle(APP_NAME)
-        self.resize(1100, 720)
+        self.resize(1280, 760)
         self.conversations = ConversationsPanel()
         self.chat_panel = ChatPanel()
+        self.changes_panel = ChangesPanel()
+        self.changes_panel.hide()
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.conversations)
         split.addWidget(self.chat_panel)
+        split.addWidget(self.changes_panel)
         split.setStretchFactor(1, 1)
-        split.setSizes([240, 860])
+        split.setSizes([220, 620, 440])
         self.setCentralWidget(split)
         self.model_label = QLabel()
+        self.project_label = QLabel()
         self.stats_label = QLabel()
         self.statusBar().addWidget(self.model_label, 1)
+        self.statusBar().addPermanentWidget(self.project_label)
         self.statusBar().addPermanentWidget(self.stats_label)
         self._build_menu()
 
@@ -92,11 +115,16 @@ class MainWindow(QMainWindow):
         self.chat_panel.banner_link.connect(lambda _href: self.show_models().select_recommended())
         self.chat_panel.view.copied.connect(
             lambda code: self.statusBar().showMessage(f"Copied {len(code.splitlines())} lines", 3000))
+        self.changes_panel.apply_requested.connect(self.apply_picks)
+        self.changes_panel.undo_requested.connect(self.undo_last)
+        self.changes_panel.recompute_requested.connect(self.recompute_changes)
 
         convs = ctx.storage.conversations()
         self.current_id = convs[0].id if convs else None
         self._refresh_list()
         self._show_conversation()
+        if ctx.settings.project_dir and Path(ctx.settings.project_dir).is_dir():
+            self.open_project(Path(ctx.settings.project_dir))
         self.load_model()
 
     def _build_menu(self) -> None:
@@ -114,7 +142,14 @@ class MainWindow(QMainWindow):
         quit_ = QAction("&Quit", self)
         quit_.setShortcut(QKeySequence.Quit)
         quit_.triggered.connect(self.close)
+        self.open_project_action = QAction("Open &Project…", self)
+        self.open_project_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.open_project_action.triggered.connect(self.choose_project)
+        self.recent_menu = None
         file_menu.addAction(new)
+        file_menu.addAction(self.open_project_action)
+        self.recent_menu = file_menu.addMenu("Recent projects")
+        self._fill_recent()
         file_menu.addAction(self.models_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_)
@@ -124,6 +159,110 @@ class MainWindow(QMainWindow):
             self, APP_NAME, f"{APP_NAME} {__version__}\nA coding assistant that runs a local model offline.\n"
                             f"Data: {self.ctx.paths.data_dir}"))
         help_menu.addAction(about)
+
+    # ---- project and changes -----------------------------------------------------------------
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.ctx.settings.recent_projects:
+            act = self.recent_menu.addAction(folder)
+            act.triggered.connect(lambda _=False, f=folder: self.open_project(Path(f)))
+        self.recent_menu.setEnabled(bool(self.ctx.settings.recent_projects))
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder", self.ctx.settings.project_dir)
+        if folder:
+            self.open_project(Path(folder))
+
+    def open_project(self, folder: Path) -> None:
+        """Make ``folder`` the project: answers are read for edits to its files."""
+        if not folder.is_dir():
+            self.chat_panel.show_error(f"{folder} is not a folder (it may have been moved or deleted).")
+            return
+        self.project = folder.resolve()
+        s = self.ctx.settings
+        s.project_dir = str(self.project)
+        s.recent_projects = remember_recent(s.recent_projects, self.project)
+        s.save(self.ctx.paths.settings_file)
+        self._fill_recent()
+        self.project_label.setText(f"Project: {self.project.name}")
+        self.project_label.setToolTip(str(self.project))
+        self.changes_panel.show()
+        self.changes_panel.set_changes(None)
+        self._sync_undo()
+
+    def _sync_undo(self) -> None:
+        record = self.undo_store.last_undoable(self.project) if self.project else None
+        self.changes_panel.set_undo_available(record is not None, ", ".join(record.paths) if record else "")
+
+    def show_changes(self, answer: str, target: str | None) -> None:
+        """Read an answer for edits to the project's files (on a worker: it reads files)."""
+        if self.project is None:
+            return
+        root = self.project
+        self._plan_target = target
+        self.edit_job = (Job(lambda _ctx: plan_changes(root, answer, target), name="plan-changes", parent=self)
+                         .on_success(self._changes_planned)
+                         .on_failure(lambda e: self.changes_panel.show_problems([describe_error(e)]))
+                         .start())
+
+    def _changes_planned(self, cs: ChangeSet) -> None:
+        if cs or self.changes_panel.changes is None:
+            self.changes_panel.set_changes(cs)
+        self.changes_planned.emit(cs)
+
+    def recompute_changes(self) -> None:
+        cs = self.changes_panel.changes
+        if cs is not None:
+            self.show_changes(cs.answer, self._plan_target)
+
+    def apply_picks(self, picks) -> None:
+        if self.project is None or not picks:
+            return
+        root, store = self.project, self.undo_store
+        label = self.changes_panel.changes.answer[:80] if self.changes_panel.changes else ""
+        self.changes_panel.set_busy(True)
+        self.edit_job = (Job(lambda _ctx: apply_changes(root, picks, store, label), name="apply-changes", parent=self)
+                         .on_success(self._applied)
+                         .on_failure(self._edit_failed)
+                         .start())
+
+    def _applied(self, record: UndoRecord) -> None:
+        self.changes_panel.set_busy(False)
+        self.changes_panel.set_changes(None)
+        self.changes_panel.info.setText(f"Applied: {', '.join(record.paths)}. Undo puts them back.")
+        self.statusBar().showMessage(f"Applied changes to {len(record.files)} file(s)", 5000)
+        self._sync_undo()
+        self.changes_applied.emit(record)
+
+    def _edit_failed(self, e: BaseException) -> None:
+        self.changes_panel.set_busy(False)
+        self.changes_panel.show_problems([describe_error(e)], stale=isinstance(e, StaleFileError))
+        self.edit_failed.emit(describe_error(e))
+
+    def undo_last(self, force: bool = False) -> None:
+        record = self.undo_store.last_undoable(self.project) if self.project else None
+        if record is None:
+            return
+        store = self.undo_store
+        self.changes_panel.set_busy(True)
+        self.edit_job = (Job(lambda _ctx: undo(store, record, force), name="undo-changes", parent=self)
+                         .on_success(self._undone)
+                         .on_failure(lambda e: self._undo_failed(e, force))
+                         .start())
+
+    def _undone(self, paths: list[str]) -> None:
+        self.changes_panel.set_busy(False)
+        self.changes_panel.info.setText(f"Undone: {', '.join(paths)} restored.")
+        self._sync_undo()
+        self.changes_undone.emit(paths)
+
+    def _undo_failed(self, e: BaseException, forced: bool) -> None:
+        self.changes_panel.set_busy(False)
+        if isinstance(e, UndoConflict) and e.paths and not forced and self.confirm_force_undo(str(e)):
+            self.undo_last(force=True)
+            return
+        self.changes_panel.show_problems([describe_error(e)])
+        self.edit_failed.emit(describe_error(e))
 
     # ---- model -----------------------------------------------------------------------------
     def show_models(self) -> ModelsDialog:
@@ -254,8 +393,16 @@ class MainWindow(QMainWindow):
             return
         if self.current_id is None:
             self.current_id = self.ctx.storage.create_conversation().id
+        edit = None
+        if self.project is not None:
+            is_code, request = strip_command(text)
+            if is_code:
+                if not request:
+                    self.chat_panel.show_error("Say what to change after /code, e.g. /code add a docstring to fetch().")
+                    return
+                edit = EditRequest(self.project, request)
         try:
-            pending = self.chat.ask(self.current_id, text)
+            pending = self.chat.ask(self.current_id, text, edit)
         except ValueError as e:
             self.chat_panel.show_error(str(e))
             return
@@ -297,6 +444,9 @@ class MainWindow(QMainWindow):
             f"first token {result.time_to_first_token_s or 0:.2f} s"
             + (" · stopped" if result.cancelled else ""))
         self._refresh_list()
+        if self.project is not None and pending is not None and result.text.strip():
+            request = pending.edit.request if pending.edit else pending.question.content
+            self.show_changes(result.text, guess_target(request, pending.files_shown) if pending.edit else None)
         self.answer_finished.emit(result)
 
     def _answer_failed(self, e: BaseException) -> None:
@@ -308,7 +458,7 @@ class MainWindow(QMainWindow):
 
     # ---- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        for job in (self.answer_job, self.load_job):
+        for job in (self.answer_job, self.load_job, self.edit_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)

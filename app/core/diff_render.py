@@ -1,0 +1,95 @@
+"""A file change as HTML for the Changes pane: unified or side by side, highlighted.
+
+Pure functions (no Qt), like ``render``; Qt's rich text understands tables and inline styles
+only, so that is all this emits. Rejected hunks are shown greyed, so the view always
+matches what Apply would write.
+"""
+
+from __future__ import annotations
+
+import html
+
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_for_filename
+from pygments.util import ClassNotFound
+
+from app.core.edits.plan import DELETED, NEW, FileChange, Hunk
+
+CONTEXT = 3
+_FMT = HtmlFormatter(noclasses=True, nowrap=True, style="default")
+ADD_BG, DEL_BG, HEAD_BG, OFF_BG = "#e6ffec", "#ffebe9", "#ddf4ff", "#f3f3f3"
+STATUS_WORDS = {NEW: "new file", DELETED: "deleted file"}
+
+
+def _highlighted(path: str, lines: list[str]) -> list[str]:
+    if not lines:
+        return []
+    try:
+        lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        lexer = TextLexer(stripnl=False, ensurenl=False)
+    out = highlight("\n".join(lines) + "\n", lexer, _FMT).split("\n")
+    if len(out) < len(lines):  # never trust a lexer to keep line counts: fall back to plain
+        return [html.escape(line) for line in lines]
+    return out[: len(lines)]
+
+
+def _code(cell: str) -> str:
+    return f'<span style="white-space:pre; font-family:monospace">{cell or "&nbsp;"}</span>'
+
+
+def _num(n: int | str) -> str:
+    return f'<td width="34" align="right" style="color:#888">{n}&nbsp;</td>'
+
+
+def render_change(change: FileChange, accepted: set[int], side_by_side: bool = False) -> str:
+    """HTML of every hunk of ``change`` with context; ``accepted`` holds the accepted hunk indexes."""
+    old = change.original.contents if change.original else []
+    new = change.new_lines or []
+    hold, hnew = _highlighted(change.path, old), _highlighted(change.path, new)
+    head = f"<b>{html.escape(change.path)}</b>"
+    if change.status in STATUS_WORDS:
+        head += f" — <i>{STATUS_WORDS[change.status]}, needs your approval</i>"
+    parts = [f"<p>{head}</p>"]
+    for w in change.warnings:
+        parts.append(f'<p style="color:#8a5a00">⚠ {html.escape(w)}</p>')
+    if not change.hunks:
+        parts.append("<p><i>Empty file.</i></p>")
+    for h in change.hunks:
+        on = h.index in accepted or change.status in STATUS_WORDS
+        parts.append(_hunk_table(h, old, hold, hnew, on, side_by_side))
+    return "\n".join(parts)
+
+
+def _hunk_table(h: Hunk, old: list[str], hold: list[str], hnew: list[str], on: bool, side: bool) -> str:
+    a, b = max(0, h.old_start - CONTEXT), min(len(old), h.old_end + CONTEXT)
+    where = (f"adds {len(h.new)} line{'s' * (len(h.new) != 1)} after line {h.old_start}" if not h.old
+             else f"lines {h.old_start + 1}–{h.old_end}")
+    label = f"Hunk {h.index + 1}: {where} {'(accepted)' if on else '(rejected: stays as it is)'}"
+    rows = [f'<tr><td colspan="{4 if side else 3}" style="background:{HEAD_BG}">{html.escape(label)}</td></tr>']
+    add_bg, del_bg = (ADD_BG, DEL_BG) if on else (OFF_BG, OFF_BG)
+    def ctx(i: int, shift: int) -> str:
+        if side:
+            return (f"<tr>{_num(i + 1)}<td width='50%'>{_code(hold[i])}</td>{_num(i + 1 + shift)}"
+                    f"<td width='50%'>{_code(hold[i])}</td></tr>")
+        return f"<tr>{_num(i + 1)}<td width='14'> </td><td>{_code(hold[i])}</td></tr>"
+
+    rows += [ctx(i, h.new_start - h.old_start) for i in range(a, h.old_start)]
+    removed = list(range(h.old_start, h.old_end))
+    added = list(range(h.new_start, h.new_end))
+    if side:
+        for k in range(max(len(removed), len(added))):
+            left = (f'{_num(removed[k] + 1)}<td style="background:{del_bg}">{_code(hold[removed[k]])}</td>'
+                    if k < len(removed) else f"{_num('')}<td></td>")
+            right = (f'{_num(added[k] + 1)}<td style="background:{add_bg}">{_code(hnew[added[k]])}</td>'
+                     if k < len(added) else f"{_num('')}<td></td>")
+            rows.append(f"<tr>{left}{right}</tr>")
+    else:
+        rows += [f'<tr>{_num(i + 1)}<td width="14" style="background:{del_bg}">−</td>'
+                 f'<td style="background:{del_bg}">{_code(hold[i])}</td></tr>' for i in removed]
+        rows += [f'<tr>{_num(j + 1)}<td width="14" style="background:{add_bg}">+</td>'
+                 f'<td style="background:{add_bg}">{_code(hnew[j])}</td></tr>' for j in added]
+    rows += [ctx(i, h.new_end - h.old_end) for i in range(h.old_end, b)]
+    return ('<table cellspacing="0" cellpadding="2" width="100%" style="margin-bottom:8px">'
+            + "".join(rows) + "</table>")
