@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.core.net.policy import OfflineError, require_online
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 16
 TIMEOUT_S = 30
@@ -52,6 +54,10 @@ class DownloadCancelled(DownloadError):
 
 class DownloadInterrupted(DownloadError):
     """The connection broke; the partial file is kept and the next attempt resumes."""
+
+
+class DownloadOffline(DownloadError):
+    """Offline mode is on; nothing was contacted."""
 
 
 class VerificationError(DownloadError):
@@ -90,6 +96,10 @@ def _sha_from(value: str | None) -> str | None:
 
 def remote_file(url: str, timeout: float = TIMEOUT_S) -> RemoteFile:
     """What the hub says about the file: its real location, size and SHA-256."""
+    try:
+        require_online("Downloading a model")
+    except OfflineError as e:
+        raise DownloadOffline(str(e)) from None
     opener = urllib.request.build_opener(_NoRedirect)
     req = urllib.request.Request(url, method="HEAD", headers={"Accept-Encoding": "identity"})
     try:

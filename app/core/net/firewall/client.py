@@ -1,0 +1,67 @@
+"""How the app talks to the privileged helper: one subprocess per on/off/status.
+
+When the app is root (CI, a container) the helper runs directly; otherwise through
+``pkexec``, which shows the system's password dialog and checks the polkit policy
+(``installer/linux/org.offlinecoder.firewall.policy``). The state comes back read from the
+kernel, never from the app's own flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from app.core.net.firewall.linux_nft import FirewallError, FirewallStatus
+
+HELPER_MODULE = "app.core.net.firewall.helper"
+
+
+@dataclass
+class FirewallClient:
+    pid: int = 0
+    python: str = sys.executable
+    timeout: float = 60.0
+
+    def command(self, action: str) -> list[str]:
+        cmd = [self.python, "-m", HELPER_MODULE, action]
+        if action == "on":
+            cmd += ["--pid", str(self.pid or os.getpid())]
+        if os.geteuid() != 0:
+            pkexec = shutil.which("pkexec")
+            if pkexec is None:
+                raise FirewallError("The firewall block needs administrator rights, and pkexec (polkit) is not "
+                                    "installed. Offline mode still blocks the app's own connections.")
+            cmd = [pkexec, *cmd]
+        return cmd
+
+    def _call(self, action: str) -> FirewallStatus:
+        if sys.platform != "linux":
+            raise FirewallError("The firewall block is implemented for Linux; Windows and macOS commands are "
+                                "built but untested (see README).")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            r = subprocess.run(self.command(action), capture_output=True, text=True, timeout=self.timeout, env=env)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise FirewallError(f"The firewall helper did not run: {e}") from e
+        try:
+            answer = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise FirewallError(f"The firewall helper failed: {(r.stderr or r.stdout).strip()[-300:]}") from None
+        if not answer.get("ok"):
+            raise FirewallError(answer.get("error", "The firewall helper failed."))
+        s = answer["status"]
+        return FirewallStatus(s["active"], s["blocked_packets"], s["cgroup"], s["detail"], s.get("destinations", []))
+
+    def on(self) -> FirewallStatus:
+        return self._call("on")
+
+    def off(self) -> FirewallStatus:
+        return self._call("off")
+
+    def status(self) -> FirewallStatus:
+        return self._call("status")
