@@ -108,6 +108,9 @@ def cmd_gui(args) -> int:
     except (StorageError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if sys.platform.startswith("linux"):
+        from app.core.net.firewall.client import FirewallClient
+        ctx.firewall = FirewallClient()
     window = MainWindow(ctx)
     window.show()
     rc = app.exec()
@@ -115,8 +118,19 @@ def cmd_gui(args) -> int:
     return rc
 
 
+def _network_guard(home) -> None:
+    """Before anything can open a socket: the audit hook, and offline mode as last chosen."""
+    from app.core.net import guard, policy
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+
+    guard.install()
+    policy.set_offline(Settings.load(app_paths(home).settings_file).offline)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _network_guard(getattr(args, "home", None))
     if args.command == "ask":
         return cmd_ask(args)
     return cmd_gui(args)

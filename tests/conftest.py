@@ -51,3 +51,12 @@ def text_as_gguf(tmp_path):
     p = tmp_path / "notes.gguf"
     p.write_text("These are my notes, not a model.\n" * 20)
     return p
+
+
+@pytest.fixture(autouse=True)
+def _online_policy_by_default():
+    """Offline mode is process-wide state; each test starts online unless it turns it on."""
+    from app.core.net import policy
+    policy.set_offline(False)
+    yield
+    policy.set_offline(False)

@@ -103,10 +103,26 @@ def test_refused_import_shows_the_reason(window, qtbot, monkeypatch, truncated_g
 
 
 @pytest.mark.slow
+def test_download_is_refused_while_offline_with_the_toggle_named(window, qtbot, monkeypatch, starter_path):
+    entry = dataclasses.replace(catalog.QWEN_1_5B, repo_id="Qwen/Fake-GGUF", filename="fake.gguf")
+    monkeypatch.setattr("app.ui.models_dialog.CATALOG", (catalog.STARTER, entry))
+    window.hardware_probe = fake_machine(8)
+    assert window.offline_action.isChecked()  # offline is the default at first start
+    with FakeHub() as hub:
+        hub.files["fake.gguf"] = starter_path.read_bytes()
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        d = window.show_models()
+        d.select("Qwen2.5-Coder-1.5B")
+        qtbot.mouseClick(d.download_button, Qt.LeftButton)
+        qtbot.waitUntil(lambda: "Offline mode is on" in d.error.text(), timeout=10_000)
+        assert "Turn Offline off in the toolbar" in d.error.text() and hub.ranges == []
+
+
 def test_download_with_progress_cancel_and_resume(window, qtbot, monkeypatch, starter_path):
     entry = dataclasses.replace(catalog.QWEN_1_5B, repo_id="Qwen/Fake-GGUF", filename="fake.gguf")
     monkeypatch.setattr("app.ui.models_dialog.CATALOG", (catalog.STARTER, entry))
     window.hardware_probe = fake_machine(8)
+    window.offline_action.setChecked(False)  # what the user does to download
     with FakeHub() as hub:
         hub.files["fake.gguf"] = starter_path.read_bytes()
         hub.delay = 0.005

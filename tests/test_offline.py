@@ -232,3 +232,44 @@ def test_helper_refuses_bad_arguments_without_touching_rules():
         nobody.wait()
     assert ruleset() == before
     assert not (linux_nft.cgroup2_mount() / linux_nft.app_cgroup_name(65534, nobody.pid)).exists()
+
+
+# ---- no byte leaves --------------------------------------------------------------------------------
+EGRESS_TABLE = """table inet oc_egress {
+  counter egress { }
+  chain output { type filter hook output priority 0; policy accept; oifname != "lo" counter name "egress"; }
+}
+"""
+
+
+def egress(ns: Namespace) -> tuple[int, int]:
+    """(tx packets on the namespace's veth, packets counted leaving by nft) inside ``ns``."""
+    out = json.loads(ns.exec("nft", "-j", "list", "counter", "inet", "oc_egress", "egress").stdout)
+    packets = next(i["counter"]["packets"] for i in out["nftables"] if "counter" in i)
+    return ns.tx_packets(), packets
+
+
+def run_in(ns: Namespace, *cmd: str, home: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OFFLINE_CODER_HOME=str(home), PYTHONPATH=str(HERE.parent))
+    return subprocess.run(["ip", "netns", "exec", ns.name, *cmd], capture_output=True, text=True, env=env,
+                          cwd=HERE.parent, timeout=240)
+
+
+@needs_ns
+@pytest.mark.slow
+def test_no_byte_leaves_during_a_real_inference_and_a_leak_is_caught(tmp_path):
+    with Namespace(2) as ns:
+        r = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=EGRESS_TABLE, text=True,
+                           capture_output=True)
+        assert r.returncode == 0, r.stderr
+        start = egress(ns)
+        answer = run_in(ns, sys.executable, "-m", "app", "ask", "--greedy", "--max-tokens", "24",
+                        "What is the capital of France?", home=tmp_path / "home")
+        assert answer.returncode == 0 and answer.stdout.strip(), answer.stderr
+        assert egress(ns) == start  # not one packet left the namespace during a real answer
+
+        # Negative control: the same check must fail for a run that does send something.
+        leak = run_in(ns, sys.executable, str(HERE / "net_app.py"), "--probe", ns.host_ip, "9", home=tmp_path / "h2")
+        assert json.loads(leak.stdout)["result"] in ("refused", "error")
+        tx, counted = egress(ns)
+        assert tx > start[0] and counted > start[1]

@@ -43,6 +43,10 @@ class Settings:
     # The open project folder ("" = none) and the recently opened ones, newest first.
     project_dir: str = ""
     recent_projects: list = field(default_factory=list)
+    # Offline mode (on at first start): the OS firewall and the in-process guard block the network.
+    offline: bool = True
+    # What the Network panel's Verify tries to reach (it must be refused while offline).
+    verify_target: str = "1.1.1.1:443"
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt, Signal
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
 
 from app import APP_NAME, __version__
 from app.core.chat import ChatService, PendingAnswer
@@ -23,6 +23,11 @@ from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
 from app.core.models.active import ActiveModel, active_model
 from app.core.models.embedded import StarterModelMissing
 from app.core.models.registry import ModelRegistry
+from app.core.net import policy
+from app.core.net.audit import LOG, ConnectionPoller, FirewallWatcher
+from app.core.net.firewall.client import FirewallClient
+from app.core.net.firewall.linux_nft import FirewallStatus
+from app.core.net.verify import VerifyResult, verify
 from app.core.project import remember_recent
 from app.core.paths import AppPaths
 from app.core.settings import Settings
@@ -31,6 +36,7 @@ from app.ui.changes_panel import ChangesPanel
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
 from app.ui.models_dialog import ModelsDialog
+from app.ui.network_panel import NetworkPanel
 from app.ui.workers import Job
 
 SHUTDOWN_WAIT_MS = 5000
@@ -43,6 +49,8 @@ class AppContext:
     paths: AppPaths
     settings: Settings
     storage: Storage
+    # The OS firewall (through the privileged helper); None: not managed (tests, other OSes).
+    firewall: FirewallClient | None = None
 
     @classmethod
     def open(cls, paths: AppPaths) -> "AppContext":
@@ -64,6 +72,8 @@ class MainWindow(QMainWindow):
     changes_applied = Signal(object)  # UndoRecord
     changes_undone = Signal(object)   # list of restored paths
     edit_failed = Signal(str)         # apply/undo refused, with the message shown
+    firewall_changed = Signal(object)  # FirewallStatus read back from the OS (or an Exception)
+    verified = Signal(object)          # VerifyResult
 
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -105,6 +115,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.project_label)
         self.statusBar().addPermanentWidget(self.stats_label)
         self._build_menu()
+        self._build_network()
 
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.selected.connect(self.open_conversation)
@@ -131,7 +142,7 @@ class MainWindow(QMainWindow):
         self.models_action = QAction("&Models…", self)
         self.models_action.setToolTip("Choose, download or import a model")
         self.models_action.triggered.connect(self.show_models)
-        toolbar = self.addToolBar("Main")
+        toolbar = self.toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.addAction(self.models_action)
@@ -159,6 +170,109 @@ class MainWindow(QMainWindow):
             self, APP_NAME, f"{APP_NAME} {__version__}\nA coding assistant that runs a local model offline.\n"
                             f"Data: {self.ctx.paths.data_dir}"))
         help_menu.addAction(about)
+
+    # ---- offline mode and the network panel ------------------------------------------------------
+    def _build_network(self) -> None:
+        self.network_panel = NetworkPanel()
+        self.network_dock = QDockWidget("Network", self)
+        self.network_dock.setObjectName("networkDock")
+        self.network_dock.setWidget(self.network_panel)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.network_dock)
+        self.network_dock.hide()
+        self.offline_action = QAction("Offline", self)
+        self.offline_action.setCheckable(True)
+        self.offline_action.setToolTip("Block every connection of the app and its child processes (OS firewall)")
+        self.network_action = self.network_dock.toggleViewAction()
+        self.network_action.setText("Network")
+        self.toolbar.addAction(self.offline_action)
+        self.toolbar.addAction(self.network_action)
+        self._unsubscribe = LOG.subscribe(self.network_panel.event_arrived.emit)
+        for e in LOG.events()[-200:]:
+            self.network_panel.add_event(e)
+        self.poller = ConnectionPoller(LOG, firewall_active=lambda: self.firewall_status is not None
+                                       and self.firewall_status.active)
+        self.firewall_watcher = FirewallWatcher(LOG)
+        self.firewall_status: FirewallStatus | None = None
+        self.net_job: Job | None = None
+        self._polls = 0
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(1000)
+        self.poll_timer.timeout.connect(self.poll_network)
+        self.poll_timer.start()
+        self.network_panel.verify_requested.connect(self.verify_block)
+        self.network_panel.export_requested.connect(self.export_network_log)
+        self.offline_action.setChecked(self.ctx.settings.offline)
+        self.offline_action.toggled.connect(self.set_offline)
+        self.set_offline(self.ctx.settings.offline)
+
+    def set_offline(self, on: bool) -> None:
+        """Switch offline mode: the app's own check at once, the OS firewall on a worker."""
+        policy.set_offline(on)
+        if self.ctx.settings.offline != on:
+            self.ctx.settings.offline = on
+            self.ctx.settings.save(self.ctx.paths.settings_file)
+        if self.offline_action.isChecked() != on:
+            self.offline_action.setChecked(on)
+        fw = self.ctx.firewall
+        if fw is None:
+            self.network_panel.set_firewall_status(
+                "Firewall: not managed in this session; the app's own guard "
+                + ("blocks every non-loopback connection." if on else "is recording connections."))
+            return
+        self.network_panel.set_firewall_status("Firewall: changing…")
+        self.net_job = (Job(lambda _ctx: fw.on() if on else fw.off(), name="firewall", parent=self)
+                        .on_success(self._firewall_read)
+                        .on_failure(self._firewall_read)
+                        .start())
+
+    def _firewall_read(self, status) -> None:
+        if isinstance(status, BaseException):
+            self.network_panel.set_firewall_status(
+                f"Firewall: could not be changed ({status}). The app's own guard still "
+                + ("blocks connections." if policy.is_offline() else "records connections."))
+        else:
+            self.firewall_status = status
+            self.firewall_watcher.update(status)
+            self.network_panel.set_firewall_status(status.detail)
+        self.firewall_changed.emit(status)
+
+    def poll_network(self) -> None:
+        """Each second: the process tree's connections; every fifth, the firewall's own report."""
+        if self.net_job is not None and self.net_job.is_running():
+            return
+        self._polls += 1
+        fw = self.ctx.firewall if self._polls % 5 == 0 else None
+        poller = self.poller
+
+        def job(_ctx):
+            poller.poll()
+            return fw.status() if fw is not None else None
+
+        self.net_job = (Job(job, name="network-poll", parent=self)
+                        .on_success(lambda st: st is not None and self._firewall_read(st))
+                        .on_failure(lambda e: self.network_panel.set_firewall_status(f"Firewall: cannot read ({e})"))
+                        .start())
+
+    def verify_block(self) -> None:
+        target = self.ctx.settings.verify_target
+        active = bool(self.firewall_status and self.firewall_status.active)
+        self.network_panel.verify_label.setText(f"Verifying: connecting to {target} from a child process…")
+        Job(lambda _ctx: verify(target, active), name="verify", parent=self) \
+            .on_success(self._verified) \
+            .on_failure(lambda e: self._verified(VerifyResult("inconclusive", target, describe_error(e)))) \
+            .start()
+
+    def _verified(self, result: VerifyResult) -> None:
+        self.network_panel.verify_label.setText(result.message)
+        self.verified.emit(result)
+
+    def export_network_log(self, path: str) -> None:
+        try:
+            Path(path).write_text(LOG.to_csv(), encoding="utf-8")
+        except OSError as e:
+            self.network_panel.verify_label.setText(f"Could not export: {e.strerror or e}")
+            return
+        self.statusBar().showMessage(f"Network log exported to {path}", 5000)
 
     # ---- project and changes -----------------------------------------------------------------
     def _fill_recent(self) -> None:
@@ -458,7 +572,9 @@ class MainWindow(QMainWindow):
 
     # ---- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        for job in (self.answer_job, self.load_job, self.edit_job):
+        self.poll_timer.stop()
+        self._unsubscribe()
+        for job in (self.answer_job, self.load_job, self.edit_job, self.net_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)
