@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,30 @@ def test_no_byte_leaves_during_a_real_inference_and_a_leak_is_caught(tmp_path):
         assert json.loads(leak.stdout)["result"] in ("refused", "error")
         tx, counted = egress(ns)
         assert tx > start[0] and counted > start[1]
+
+
+@needs_ns
+def test_poll_sees_a_child_process_connection_stuck_in_syn_sent():
+    """Native code and child processes bypass the guard; the psutil poll still sees them."""
+    from app.core.net.audit import SEEN, ConnectionPoller
+    with Namespace(4) as ns:
+        r = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], text=True, capture_output=True,
+                           input="table inet sink {\n chain input {\n  type filter hook input priority 0;\n"
+                                 "  tcp dport 9999 drop\n }\n}\n")
+        assert r.returncode == 0, r.stderr
+        app = AppProcess()
+        try:
+            log = AuditLog()
+            poller = ConnectionPoller(log, pid=app.p.pid)
+            app.p.stdin.write(f"probe {ns.ns_ip} 9999\n")  # answered after its 3 s timeout
+            app.p.stdin.flush()
+            deadline = time.time() + 2.5
+            while time.time() < deadline and not log.events():
+                poller.poll()
+                time.sleep(0.1)
+            events = [(e.destination, e.port, e.state, e.verdict, e.source) for e in log.events()]
+            assert (ns.ns_ip, 9999, "SYN_SENT", SEEN, "poll") in events
+            assert log.events()[0].pid != app.p.pid  # it was the child, not the app itself
+            assert json.loads(app.p.stdout.readline())["result"] == "error"
+        finally:
+            app.close()
