@@ -122,7 +122,8 @@ def test_undo_after_restart_and_conflict_asks(qtbot, app_home, project):
     close_window(w)
 
     w2 = open_window(qtbot, app_home)  # reopens the last project by itself
-    assert w2.project == project.resolve() and w2.changes_panel.undo_button.isEnabled()
+    assert w2.project == project.resolve()
+    qtbot.waitUntil(w2.changes_panel.undo_button.isEnabled, timeout=10_000)  # found by a worker
     (project / "pkg/net.py").write_text("# typed after the apply\n")
     asked = []
     w2.confirm_force_undo = lambda message: asked.append(message) or True

@@ -21,7 +21,7 @@ import pytest
 
 from app.core.models.download import DownloadOffline, download, hub_url
 from app.core.net import guard, policy
-from app.core.net.audit import ALLOWED, BLOCKED_APP, BLOCKED_FIREWALL, AuditLog, FirewallWatcher
+from app.core.net.audit import ALLOWED, BLOCKED_APP, BLOCKED_FIREWALL, LOG, AuditLog, FirewallWatcher
 from app.core.net.firewall import linux_nft, macos_pf, windows
 from app.core.net.firewall.client import FirewallClient
 from tests.fake_hub import FakeHub
@@ -38,7 +38,7 @@ def log():
     log = AuditLog()
     guard.install(log)
     yield log
-    guard.install(__import__("app.core.net.audit", fromlist=["LOG"]).LOG)
+    guard.install(LOG)
 
 
 @pytest.fixture
@@ -88,8 +88,8 @@ def test_guard_allows_loopback_when_offline(log, offline):
             assert c.recv(2) == b"hi"
     srv.close()
     assert not [e for e in log.events() if e.verdict == BLOCKED_APP]
-    assert guard.is_loopback_host("::1") and guard.is_loopback_host("::ffff:127.0.0.1")
-    assert not guard.is_loopback_host("10.0.0.1") and not guard.is_loopback_host("localhost.evil.com")
+    assert policy.is_loopback_host("::1") and policy.is_loopback_host("::ffff:127.0.0.1")
+    assert not policy.is_loopback_host("10.0.0.1") and not policy.is_loopback_host("localhost.evil.com")
 
 
 def test_guard_records_but_allows_when_online(log):
@@ -135,7 +135,10 @@ def test_windows_and_macos_command_lines():
     assert "-Direction Outbound -Action Block" in windows.powershell_block_command(exe)[-1]
     with pytest.raises(ValueError):
         windows.powershell_block_command('C:\\x" ; calc.exe "')
+    assert windows.delete_rule_command(exe)[-1] == "name=Offline Coder block (offline-coder.exe)"
     assert macos_pf.load_command() == ["pfctl", "-a", "com.apple/250.OfflineCoder", "-f", "-"]
+    assert macos_pf.enable_command() == ["pfctl", "-E"]
+    assert macos_pf.flush_command()[-2:] == ["-F", "rules"] and macos_pf.status_command()[-2:] == ["-s", "rules"]
     assert "block return out quick proto { tcp, udp } all group offlinecoder" in macos_pf.anchor_rules("offlinecoder")
     with pytest.raises(ValueError):
         macos_pf.anchor_rules("wheel; pass all")

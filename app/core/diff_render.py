@@ -7,6 +7,7 @@ matches what Apply would write.
 
 from __future__ import annotations
 
+import functools
 import html
 
 from pygments import highlight
@@ -22,7 +23,9 @@ ADD_BG, DEL_BG, HEAD_BG, OFF_BG = "#e6ffec", "#ffebe9", "#ddf4ff", "#f3f3f3"
 STATUS_WORDS = {NEW: "new file", DELETED: "deleted file"}
 
 
-def _highlighted(path: str, lines: list[str]) -> list[str]:
+@functools.lru_cache(maxsize=16)
+def _highlighted(path: str, lines: tuple[str, ...]) -> list[str]:
+    """Highlighted HTML per line; cached, since every tick of a hunk box re-renders the file."""
     if not lines:
         return []
     try:
@@ -47,7 +50,7 @@ def render_change(change: FileChange, accepted: set[int], side_by_side: bool = F
     """HTML of every hunk of ``change`` with context; ``accepted`` holds the accepted hunk indexes."""
     old = change.original.contents if change.original else []
     new = change.new_lines or []
-    hold, hnew = _highlighted(change.path, old), _highlighted(change.path, new)
+    hold, hnew = _highlighted(change.path, tuple(old)), _highlighted(change.path, tuple(new))
     head = f"<b>{html.escape(change.path)}</b>"
     if change.status in STATUS_WORDS:
         head += f" — <i>{STATUS_WORDS[change.status]}, needs your approval</i>"

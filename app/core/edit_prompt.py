@@ -100,7 +100,9 @@ def build_edit_prompt(req: EditRequest, budget_tokens: int, answer_tokens: int,
             text = "".join(TextFile.read(target, rel).lines).replace("\r\n", "\n")
         except (UnsafePathError, UneditableFileError, OSError):
             continue
-        block = f"{rel}\n```{language_of(rel)}\n{text}{'' if text.endswith(chr(10)) or not text else chr(10)}```\n"
+        if text and not text.endswith("\n"):
+            text += "\n"
+        block = f"{rel}\n```{language_of(rel)}\n{text}```\n"
         cost = count(block)
         if cost > left:
             skipped.append(rel)

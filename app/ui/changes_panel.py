@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout
 
 from app.core.diff_render import STATUS_WORDS, render_change
 from app.core.edits import ChangeSet, FileChange
+from app.ui.banners import error_label
 
 PATH_ROLE = Qt.UserRole
 HUNK_ROLE = Qt.UserRole + 1
@@ -58,12 +59,9 @@ class ChangesPanel(QWidget):
         self.info = QLabel("No changes proposed. Open a project and ask for a change (for example "
                            "<i>/code add a docstring to fetch in net.py</i>).")
         self.info.setWordWrap(True)
-        self.problems = QLabel()
-        self.problems.setObjectName("editProblems")
-        self.problems.setWordWrap(True)
-        self.problems.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.problems.setStyleSheet("background:#fde7e9; color:#8a1c1c; padding:6px; border-radius:4px;")
-        self.problems.hide()
+        self.problems = error_label("editProblems")
+        self._problem_messages: list[str] = []
+        self._busy = False
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["File / hunk", "Change"])
         self.tree.setColumnWidth(0, 260)
@@ -255,8 +253,7 @@ class ChangesPanel(QWidget):
         self._sync()
 
     def _sync(self) -> None:
-        busy = getattr(self, "_busy", False)
-        has = bool(self.changes and self.changes.changes)
-        self.apply_button.setEnabled(has and not busy and bool(self.picks()))
-        self.edit_button.setEnabled(has and not busy)
-        self.discard_button.setEnabled(has and not busy)
+        ready = bool(self.changes and self.changes.changes) and not self._busy
+        self.apply_button.setEnabled(ready and bool(self.picks()))
+        self.edit_button.setEnabled(ready)
+        self.discard_button.setEnabled(ready)

@@ -9,6 +9,7 @@ from PySide6.QtGui import QKeyEvent, QTextDocumentFragment
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
+from app.ui.banners import error_label
 from app.ui.chat_view import ChatView
 
 
@@ -38,12 +39,7 @@ class ChatPanel(QWidget):
         self.banner.setTextFormat(Qt.RichText)
         self.banner.linkActivated.connect(self.banner_link)
         self.banner.hide()
-        self.error = QLabel()
-        self.error.setObjectName("errorBanner")
-        self.error.setWordWrap(True)
-        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.error.setStyleSheet("background:#fde7e9; color:#8a1c1c; padding:6px; border-radius:4px;")
-        self.error.hide()
+        self.error = error_label("errorBanner")
         self.view = ChatView()
         self.input = PromptEdit()
         self.input.setPlaceholderText("Ask a coding question… (Ctrl+Enter to send)")

@@ -90,6 +90,8 @@ class MainWindow(QMainWindow):
         self.project: Path | None = None
         self.undo_store = UndoStore(ctx.paths.data_dir / "undo")
         self.edit_job: Job | None = None
+        self.undo_scan_job: Job | None = None
+        self.undo_record: UndoRecord | None = None  # what Undo would put back (newest applied)
         self._plan_target: str | None = None  # the file an unlabelled code block is taken for
         # Asked before an undo that would throw away later changes; tests answer it.
         self.confirm_force_undo = lambda message: QMessageBox.question(
@@ -237,11 +239,14 @@ class MainWindow(QMainWindow):
         self.firewall_changed.emit(status)
 
     def poll_network(self) -> None:
-        """Each second: the process tree's connections; every fifth, the firewall's own report."""
+        """Each second: the process tree's connections; every fifth, the firewall's own report
+        (when reading it needs no password; otherwise it is read after each on/off)."""
         if self.net_job is not None and self.net_job.is_running():
             return
         self._polls += 1
-        fw = self.ctx.firewall if self._polls % 5 == 0 else None
+        fw = self.ctx.firewall
+        if self._polls % 5 or fw is None or not fw.quiet_status:
+            fw = None
         poller = self.poller
 
         def job(_ctx):
@@ -305,7 +310,17 @@ class MainWindow(QMainWindow):
         self._sync_undo()
 
     def _sync_undo(self) -> None:
-        record = self.undo_store.last_undoable(self.project) if self.project else None
+        """Find the newest undoable apply of the project: it reads every undo record, so on a worker."""
+        self._set_undo(None)
+        if self.project is None:
+            return
+        root, store = self.project, self.undo_store
+        self.undo_scan_job = (Job(lambda _ctx: store.last_undoable(root), name="undo-scan", parent=self)
+                              .on_success(lambda record: root == self.project and self._set_undo(record))
+                              .start())
+
+    def _set_undo(self, record: UndoRecord | None) -> None:
+        self.undo_record = record
         self.changes_panel.set_undo_available(record is not None, ", ".join(record.paths) if record else "")
 
     def show_changes(self, answer: str, target: str | None) -> None:
@@ -345,7 +360,7 @@ class MainWindow(QMainWindow):
         self.changes_panel.set_changes(None)
         self.changes_panel.info.setText(f"Applied: {', '.join(record.paths)}. Undo puts them back.")
         self.statusBar().showMessage(f"Applied changes to {len(record.files)} file(s)", 5000)
-        self._sync_undo()
+        self._set_undo(record)
         self.changes_applied.emit(record)
 
     def _edit_failed(self, e: BaseException) -> None:
@@ -354,10 +369,9 @@ class MainWindow(QMainWindow):
         self.edit_failed.emit(describe_error(e))
 
     def undo_last(self, force: bool = False) -> None:
-        record = self.undo_store.last_undoable(self.project) if self.project else None
+        record, store = self.undo_record, self.undo_store
         if record is None:
             return
-        store = self.undo_store
         self.changes_panel.set_busy(True)
         self.edit_job = (Job(lambda _ctx: undo(store, record, force), name="undo-changes", parent=self)
                          .on_success(self._undone)
@@ -559,8 +573,8 @@ class MainWindow(QMainWindow):
             + (" · stopped" if result.cancelled else ""))
         self._refresh_list()
         if self.project is not None and pending is not None and result.text.strip():
-            request = pending.edit.request if pending.edit else pending.question.content
-            self.show_changes(result.text, guess_target(request, pending.files_shown) if pending.edit else None)
+            edit = pending.edit
+            self.show_changes(result.text, guess_target(edit.request, pending.files_shown) if edit else None)
         self.answer_finished.emit(result)
 
     def _answer_failed(self, e: BaseException) -> None:
@@ -574,7 +588,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.poll_timer.stop()
         self._unsubscribe()
-        for job in (self.answer_job, self.load_job, self.edit_job, self.net_job):
+        for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)

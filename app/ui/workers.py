@@ -101,10 +101,6 @@ class Job(QObject):
     def cancel(self) -> None:
         self._cancel.set()
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
-
     def is_running(self) -> bool:
         return not self._done
 

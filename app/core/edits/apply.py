@@ -16,6 +16,7 @@ the folders it made for them, and refuses to overwrite a file the user has chang
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -159,7 +160,7 @@ def _missing_dirs(root: Path, target: Path) -> list[Path]:
 
 
 def _os_reason(e: OSError) -> str:
-    if e.errno == 28:
+    if e.errno == errno.ENOSPC:
         return "the disk is full"
     return e.strerror or str(e)
 

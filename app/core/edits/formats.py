@@ -218,6 +218,10 @@ class _Parser:
         search: list[str] = []
         replace: list[str] = []
         start = first_line
+
+        def broken(why: str) -> None:
+            self.problem(f"The SEARCH/REPLACE block at answer line {start} {why}; it was not used.", path, start)
+
         while k < len(body):
             b = body[k]
             if state is None:
@@ -231,8 +235,7 @@ class _Parser:
                 if DIVIDER.match(b):
                     state = "replace"
                 elif SEARCH_HEAD.match(b) or REPLACE_TAIL.match(b):
-                    self.problem(f"The SEARCH/REPLACE block at answer line {start} has no ======= line; "
-                                 "it was not used.", path, start)
+                    broken("has no ======= line")
                     state = None
                     continue
                 else:
@@ -242,16 +245,14 @@ class _Parser:
                     self._add_replacement(path, Replacement(search, replace, answer_line=start), start)
                     state = None
                 elif SEARCH_HEAD.match(b):
-                    self.problem(f"The SEARCH/REPLACE block at answer line {start} has no >>>>>>> REPLACE "
-                                 "line; it was not used.", path, start)
+                    broken("has no >>>>>>> REPLACE line")
                     state = None
                     continue
                 else:
                     replace.append(b)
             k += 1
         if state is not None:
-            self.problem(f"The SEARCH/REPLACE block at answer line {start} is not finished "
-                         "(no >>>>>>> REPLACE line); it was not used.", path, start)
+            broken("is not finished (no >>>>>>> REPLACE line)")
 
     def _add_replacement(self, path: str | None, r: Replacement, line: int) -> None:
         if not path:

@@ -9,7 +9,6 @@ with a newline, and its mode. Binary and non-UTF-8 files are refused: we never e
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +123,3 @@ def assemble(lines: list[tuple[str, bool]], newline: str, final_newline: bool) -
         elif not final_newline and last.endswith("\n"):
             out[-1] = content(last)
     return out
-
-
-def file_mode(path: Path) -> int | None:
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return None

@@ -20,6 +20,8 @@ from typing import Callable
 
 import psutil
 
+from app.core.net.policy import is_loopback_host
+
 ALLOWED, BLOCKED_APP, BLOCKED_FIREWALL, SEEN = "allowed", "blocked by the app", "blocked by the firewall", "seen"
 MAX_EVENTS = 5000
 
@@ -111,7 +113,7 @@ class ConnectionPoller:
                 if not c.raddr:
                     continue
                 key = (p.pid, c.laddr, c.raddr, c.status)
-                if key in self._seen or _is_loopback(c.raddr.ip):
+                if key in self._seen or is_loopback_host(c.raddr.ip):
                     continue
                 self._seen.add(key)
                 proto = "tcp" if c.type == socket.SOCK_STREAM else "udp"
@@ -120,11 +122,6 @@ class ConnectionPoller:
                 self.log.add(e)
                 new.append(e)
         return new
-
-
-def _is_loopback(ip: str) -> bool:
-    from app.core.net.guard import is_loopback_host
-    return is_loopback_host(ip)
 
 
 class FirewallWatcher:

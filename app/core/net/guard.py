@@ -8,7 +8,6 @@ native code (llama.cpp, a C extension opening its own sockets): the OS firewall 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
@@ -16,45 +15,19 @@ import threading
 import time
 
 from app.core.net import policy
+from app.core.net.policy import is_ip, is_loopback_host
 from app.core.net.audit import ALLOWED, BLOCKED_APP, LOG, AuditLog, NetEvent
 
 _installed = False
 _install_lock = threading.Lock()
 _state = threading.local()
 _log: AuditLog = LOG
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 EVENTS = {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
           "socket.gethostbyname_ex", "socket.gethostbyaddr", "socket.getnameinfo"}
 
 
 class NetworkBlocked(policy.OfflineError):
     """Raised inside the socket call the guard refused."""
-
-
-def is_loopback_host(host) -> bool:
-    if host is None:
-        return True  # getaddrinfo(None, ...) means the local host
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    h = str(host).strip().lower().rstrip(".")
-    if h in LOOPBACK_NAMES or h == "":
-        return True
-    h = h.split("%", 1)[0].strip("[]")
-    try:
-        ip = ipaddress.ip_address(h)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0].strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def _describe(event: str, args: tuple) -> tuple[str, int | None, str, str] | None:
@@ -88,7 +61,7 @@ def _hook(event: str, args: tuple) -> None:
         if d is None:
             return
         host, port, proto, state = d
-        if proto == "dns" and _is_ip(host):
+        if proto == "dns" and is_ip(host):
             return  # a numeric address resolves locally; its connect is what gets checked
         loop = is_loopback_host(host)
         blocked = policy.is_offline() and not loop

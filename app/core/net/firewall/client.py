@@ -26,6 +26,15 @@ class FirewallClient:
     python: str = sys.executable
     timeout: float = 60.0
 
+    @property
+    def quiet_status(self) -> bool:
+        """Whether ``status()`` runs without asking for a password (only as root).
+
+        Through pkexec each call may show the password dialog, so the app polls the firewall
+        only when this is true, and otherwise reads it back after each on/off.
+        """
+        return os.geteuid() == 0
+
     def command(self, action: str) -> list[str]:
         cmd = [self.python, "-m", HELPER_MODULE, action]
         if action == "on":
