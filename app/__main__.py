@@ -1,5 +1,6 @@
 """Command line: ``python -m app`` opens the window; ``python -m app ask "..."`` answers in
-the terminal with the same engine (for scripts, benchmarks and headless machines)."""
+the terminal with the same engine (for scripts, benchmarks and headless machines);
+``index`` and ``search`` build and query a project's index as the Project panel does."""
 
 from __future__ import annotations
 
@@ -24,7 +25,64 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--ctx", type=int, help="context size in tokens")
     ask.add_argument("--greedy", action="store_true", help="deterministic decoding")
     ask.add_argument("--stats", action="store_true", help="print speed figures to stderr")
+    ask.add_argument("--project", help="answer from this project folder's code (indexes it first)")
+    index = sub.add_parser("index", help="index (or update the index of) a project folder")
+    index.add_argument("folder")
+    search = sub.add_parser("search", help="search a project folder's index")
+    search.add_argument("folder")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="how many results")
+    search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     return p
+
+
+def _project_index(home, folder: str):
+    """The folder's index, brought up to date with progress on stderr."""
+    from pathlib import Path
+
+    from app.core.index.embed import Embedder
+    from app.core.index.indexer import ProjectIndex, index_dir_for
+    from app.core.paths import app_paths
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise SystemExit(f"error: {folder} is not a folder")
+    paths = app_paths(home).ensure()
+    pi = ProjectIndex(root, index_dir_for(root, paths.cache_dir), Embedder())
+    for n in pi.notices:
+        print(n, file=sys.stderr)
+    shown = [0.0]
+
+    def progress(p) -> None:
+        import time
+        if time.monotonic() - shown[0] > 2:
+            shown[0] = time.monotonic()
+            print(p.text(), file=sys.stderr)
+
+    stats = pi.update(progress=progress)
+    return pi, stats
+
+
+def cmd_index(args) -> int:
+    pi, stats = _project_index(args.home, args.folder)
+    print(f"{stats.summary()} in {stats.seconds:.1f} s; {stats.changed} files read, "
+          f"{stats.embedded_now} chunks embedded, {stats.removed} removed")
+    pi.close()
+    return 0
+
+
+def cmd_search(args) -> int:
+    from app.core.index.rank import RankWeights
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+
+    r = Settings.load(app_paths(args.home).settings_file).retrieval
+    pi, _ = _project_index(args.home, args.folder)
+    for i, h in enumerate(pi.search(args.query, args.k, RankWeights(r.dense_weight, r.bm25_weight, r.rrf_k),
+                                    args.mode), 1):
+        print(f"{i:2d}. {h.citation}  {h.chunk.symbol}  ({h.score:.4f})")
+    pi.close()
+    return 0
 
 
 def cmd_ask(args) -> int:
@@ -53,7 +111,17 @@ def cmd_ask(args) -> int:
     if args.max_tokens:
         params.max_tokens = args.max_tokens
     budget = engine.n_ctx - answer_reserve(engine.n_ctx, params.max_tokens)
-    messages = build_messages(settings.system_prompt, [{"role": "user", "content": question}],
+    system, sources = settings.system_prompt, []
+    if args.project:
+        from app.core.index.context import build_context
+        from app.core.index.rank import RankWeights
+        r = settings.retrieval
+        pi, _ = _project_index(args.home, args.project)
+        ctx = build_context(pi.search(question, 8, RankWeights(r.dense_weight, r.bm25_weight, r.rrf_k)),
+                            min(r.context_tokens, int(budget * 0.6)), engine.count_tokens)
+        pi.close()
+        system, sources = f"{system}\n\n{ctx.text}", [h.citation for h in ctx.hits]
+    messages = build_messages(system, [{"role": "user", "content": question}],
                               budget, engine.count_message_tokens)
 
     def out(piece: str) -> None:
@@ -70,6 +138,8 @@ def cmd_ask(args) -> int:
         return 130
     finally:
         sys.stdout.write("\n")
+    if sources:
+        print("Sources: " + ", ".join(sources))
     if args.stats:
         print(f"[{model.name}] {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s, "
               f"first token {result.time_to_first_token_s or 0:.2f} s, load {engine.model.load_s:.2f} s",
@@ -133,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     _network_guard(getattr(args, "home", None))
     if args.command == "ask":
         return cmd_ask(args)
+    if args.command == "index":
+        return cmd_index(args)
+    if args.command == "search":
+        return cmd_search(args)
     return cmd_gui(args)
 
 

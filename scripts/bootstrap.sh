@@ -30,6 +30,9 @@ case "$(uname -m)" in
     x86_64|amd64) cmake_args="$cmake_args -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" ;;
 esac
 export CMAKE_ARGS="${CMAKE_ARGS:-$cmake_args}"
+# hnswlib compiles from source; without this it uses -march=native and the build (or a
+# bundle made from it) crashes on an older CPU.
+export HNSWLIB_NO_NATIVE=1
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
 
 echo "Setting up .venv (the first run compiles llama.cpp: 15-30 minutes on 2 cores)..." >&2

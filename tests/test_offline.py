@@ -261,16 +261,20 @@ def run_in(ns: Namespace, *cmd: str, home: Path) -> subprocess.CompletedProcess:
 
 @needs_ns
 @pytest.mark.slow
-def test_no_byte_leaves_during_a_real_inference_and_a_leak_is_caught(tmp_path):
+def test_no_byte_leaves_during_indexing_and_a_real_inference_and_a_leak_is_caught(tmp_path):
+    from tests.index_project import make_project
+    project = make_project(tmp_path / "shop")
     with Namespace(2) as ns:
         r = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=EGRESS_TABLE, text=True,
                            capture_output=True)
         assert r.returncode == 0, r.stderr
         start = egress(ns)
+        # indexes the project (tree-sitter, onnxruntime, hnswlib), retrieves, then answers
         answer = run_in(ns, sys.executable, "-m", "app", "ask", "--greedy", "--max-tokens", "24",
-                        "What is the capital of France?", home=tmp_path / "home")
+                        "--project", str(project), "How is a card charged?", home=tmp_path / "home")
         assert answer.returncode == 0 and answer.stdout.strip(), answer.stderr
-        assert egress(ns) == start  # not one packet left the namespace during a real answer
+        assert "\nSources: " in answer.stdout and "shop/gateway.py:" in answer.stdout.rsplit("Sources:", 1)[1]
+        assert egress(ns) == start  # not one packet left the namespace during indexing and a real answer
 
         # Negative control: the same check must fail for a run that does send something.
         leak = run_in(ns, sys.executable, str(HERE / "net_app.py"), "--probe", ns.host_ip, "9", home=tmp_path / "h2")

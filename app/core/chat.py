@@ -11,6 +11,8 @@ from typing import Callable, Sequence
 
 from app.core.edit_prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
+from app.core.index.context import build_context
+from app.core.index.indexer import Hit
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
 
@@ -60,6 +62,7 @@ class PendingAnswer:
     history: list[Message]
     edit: EditRequest | None = None  # a change request: project files go into the prompt
     files_shown: list[str] | None = None  # set by prompt(): the files the model saw
+    sources: list[Hit] | None = None  # set by prompt(): the project chunks the model saw
 
 
 class ChatService:
@@ -68,6 +71,8 @@ class ChatService:
     def __init__(self, storage: Storage, settings: Settings):
         self.storage = storage
         self.settings = settings
+        # Project search (set while a project is open): question -> ranked chunks.
+        self.retriever: Callable[[str], list[Hit]] | None = None
 
     def ask(self, conversation_id: int, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """Store the question now (so a crash cannot lose it) and title a new conversation."""
@@ -99,6 +104,13 @@ class ChatService:
             extra, user, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
             system = f"{system}\n\n{extra}" if system else extra
             history = history[:-1] + [{"role": "user", "content": user}]
+        elif self.retriever is not None and self.settings.retrieval.use_project and history:
+            # Ground the answer in the project: the best chunks within the budget, cited.
+            room = min(self.settings.retrieval.context_tokens, int(budget * 0.6))
+            ctx = build_context(self.retriever(history[-1]["content"]), room, engine.count_tokens)
+            pending.sources = ctx.hits
+            if ctx.text:
+                system = f"{system}\n\n{ctx.text}" if system else ctx.text
         return build_messages(system, history, budget, engine.count_message_tokens)
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str) -> StoredMessage | None:
@@ -112,5 +124,7 @@ class ChatService:
             "tokens_per_s": round(result.tokens_per_s, 2),
             "ttft_s": round(result.time_to_first_token_s or 0.0, 3),
         }
+        if pending.sources:
+            meta["sources"] = [h.citation for h in pending.sources]
         return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
 

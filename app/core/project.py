@@ -2,42 +2,24 @@
 
 Only what the chat-and-diff pane needs: list the project's text files (skipping VCS folders,
 dependencies, virtualenvs, build output and big files) and find the files a request names.
-The indexer refines the walk (``.gitignore``) on top of this.
+The walk itself is the indexer's (app.core.index.walk).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", "env", ".tox",
-             ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", "target", ".idea",
-             ".vscode", ".gradle", ".next", "site-packages"}
-MAX_FILE_BYTES = 1_000_000
+from app.core.index.walk import walk_project
+
 MAX_FILES = 20_000
 RECENT_MAX = 8
 
 
 def project_files(root: Path, limit: int = MAX_FILES) -> list[str]:
-    """Relative POSIX paths of the project's files, sorted, without the usual junk folders."""
-    root = Path(root)
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames
-                             if d not in SKIP_DIRS and not d.endswith(".egg-info")
-                             and not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            try:
-                if p.is_symlink() or p.stat().st_size > MAX_FILE_BYTES:
-                    continue
-            except OSError:
-                continue
-            out.append(p.relative_to(root).as_posix())
-            if len(out) >= limit:
-                return out
-    return out
+    """Relative POSIX paths of the project's text files, sorted: the indexer's walk (so
+    .gitignore, junk folders, big and binary files are skipped the same way), any file type."""
+    return [f.path for f in walk_project(Path(root), any_text=True).files[:limit]]
 
 
 def mentioned_files(request: str, files: list[str]) -> list[str]:

@@ -3,11 +3,14 @@
 Kept out of the UI (it needs no Qt) so it is testable on its own. Qt's rich-text engine
 understands only a subset of HTML/CSS, hence inline styles and a table per code block.
 Each code block gets a ``copy:N`` link; the view maps it back to ``code_blocks[N]``.
+Citations of project code (``path:start-end``, in inline code or plain text) become
+``cite:`` links; the view shows those lines when one is clicked.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
@@ -17,6 +20,9 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 COPY_SCHEME = "copy"
+CITE_SCHEME = "cite"
+# path:12 or path:12-30, where path has a folder or an extension (so "10:30" is no citation)
+CITATION = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.[A-Za-z0-9]+|(?:[\w.-]+/)+[\w.-]+):(\d+)(?:-(\d+))?(?![\w-])")
 _FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="default")
 CODE_BG = "#f6f8fa"
 CODE_HEADER_BG = "#e8ebef"
@@ -54,10 +60,42 @@ def _fence(self, tokens, idx, options, env) -> str:
     )
 
 
+def parse_citation(href: str) -> tuple[str, int, int] | None:
+    """``cite:path:12-30`` (or the bare citation) -> (path, 12, 30)."""
+    if href.startswith(CITE_SCHEME + ":"):
+        href = href[len(CITE_SCHEME) + 1:]
+    m = CITATION.fullmatch(href)
+    if not m:
+        return None
+    start = int(m.group(2))
+    return m.group(1), start, int(m.group(3) or start)
+
+
+def _linked(text: str) -> str:
+    """Escaped ``text`` with each citation made a cite: link."""
+    out, pos = [], 0
+    for m in CITATION.finditer(text):
+        out.append(html.escape(text[pos:m.start()]))
+        out.append(f'<a href="{CITE_SCHEME}:{html.escape(m.group(0))}">{html.escape(m.group(0))}</a>')
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def _text(self, tokens, idx, options, env) -> str:
+    return _linked(tokens[idx].content)
+
+
+def _code_inline(self, tokens, idx, options, env) -> str:
+    return f"<code>{_linked(tokens[idx].content)}</code>"
+
+
 def _make_md() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
     md.add_render_rule("fence", _fence)
     md.add_render_rule("code_block", _fence)
+    md.add_render_rule("text", _text)
+    md.add_render_rule("code_inline", _code_inline)
     return md
 
 

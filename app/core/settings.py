@@ -28,6 +28,20 @@ class GenerationSettings:
 
 
 @dataclass
+class RetrievalSettings:
+    """Project search. The fusion weights are tuned on bench/retrieval_quality.py, not by feel
+    (equal-weight RRF scored below dense alone; see docs/decisions.md)."""
+
+    dense_weight: float = 1.0
+    bm25_weight: float = 0.2
+    rrf_k: int = 10
+    # Prompt room for retrieved code: prompt processing on 2 cores runs at tens of tokens/s.
+    context_tokens: int = 1500
+    # Answer questions from the open project's index.
+    use_project: bool = True
+
+
+@dataclass
 class Settings:
     # Path of the active GGUF model; empty means the embedded starter model.
     model_path: str = ""
@@ -47,6 +61,7 @@ class Settings:
     offline: bool = True
     # What the Network panel's Verify tries to reach (it must be refused while offline).
     verify_target: str = "1.1.1.1:443"
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

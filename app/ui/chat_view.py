@@ -10,7 +10,7 @@ from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
 
-from app.core.render import COPY_SCHEME, render_markdown
+from app.core.render import CITE_SCHEME, COPY_SCHEME, render_markdown
 
 RENDER_INTERVAL_MS = 50
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -22,12 +22,14 @@ class _Entry:
     role: str
     text: str
     note: str = ""
+    sources: list[str] = field(default_factory=list)  # citations of the project code shown to the model
     html: str = ""
     blocks: list[str] = field(default_factory=list)
 
 
 class ChatView(QTextBrowser):
     copied = Signal(str)  # the code that went to the clipboard
+    citation_clicked = Signal(str)  # "path:start-end" of a clicked citation
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -42,10 +44,10 @@ class ChatView(QTextBrowser):
         self._timer.timeout.connect(self._refresh)
 
     # ---- content ---------------------------------------------------------------------------
-    def set_messages(self, messages: list[tuple[str, str, str]]) -> None:
-        """Replace everything with (role, text, note) triples."""
+    def set_messages(self, messages: list[tuple]) -> None:
+        """Replace everything with (role, text, note[, sources]) tuples."""
         self._stream = None
-        self._entries = [_Entry(r, t, n) for r, t, n in messages]
+        self._entries = [_Entry(*m) for m in messages]
         self._refresh()
 
     def add_message(self, role: str, text: str, note: str = "") -> None:
@@ -65,10 +67,11 @@ class ChatView(QTextBrowser):
         if not self._timer.isActive():
             self._timer.start()
 
-    def end_stream(self, note: str = "") -> None:
+    def end_stream(self, note: str = "", sources: list[str] | None = None) -> None:
         if self._stream is None:
             return
         self._stream.note = note
+        self._stream.sources = list(sources or [])
         self._stream.html = ""
         if not self._stream.text:
             self._entries.remove(self._stream)
@@ -94,6 +97,9 @@ class ChatView(QTextBrowser):
             body = "<p>" + html.escape(e.text).replace("\n", "<br>") + "</p>"
             e.blocks = []
         note = f' <span style="color:#888; font-weight:normal;">{html.escape(e.note)}</span>' if e.note else ""
+        if e.sources:
+            links = " · ".join(f'<a href="{CITE_SCHEME}:{html.escape(c)}">{html.escape(c)}</a>' for c in e.sources)
+            body += f'<p style="color:#666;">Sources: {links}</p>'
         e.html = f'<p style="margin-top:12px;"><b style="color:{color};">{label}</b>{note}</p>{body}'
 
     def _refresh(self) -> None:
@@ -111,6 +117,9 @@ class ChatView(QTextBrowser):
             bar.setValue(bar.maximum())
 
     def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == CITE_SCHEME:
+            self.citation_clicked.emit(url.toString()[len(CITE_SCHEME) + 1:])
+            return
         if url.scheme() == COPY_SCHEME:
             try:
                 code = self.code_blocks()[int(url.path())]

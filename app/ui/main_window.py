@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
 
 from app import APP_NAME, __version__
@@ -20,6 +20,11 @@ from app.core.edit_prompt import EditRequest, guess_target, strip_command
 from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
                             apply_changes, plan_changes, undo)
 from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
+from app.core.index.embed import Embedder, EmbedderError
+from app.core.index.indexer import IndexProgress, IndexStats, ProjectIndex, index_dir_for
+from app.core.index.rank import RankWeights
+from app.core.index.snippet import Snippet, SnippetError, read_snippet
+from app.core.index.watch import ProjectWatcher
 from app.core.models.active import ActiveModel, active_model
 from app.core.models.embedded import StarterModelMissing
 from app.core.models.registry import ModelRegistry
@@ -29,6 +34,7 @@ from app.core.net.firewall.client import FirewallClient
 from app.core.net.firewall.linux_nft import FirewallStatus
 from app.core.net.verify import VerifyResult, verify
 from app.core.project import remember_recent
+from app.core.render import parse_citation
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
@@ -37,6 +43,7 @@ from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
 from app.ui.models_dialog import ModelsDialog
 from app.ui.network_panel import NetworkPanel
+from app.ui.project_panel import ProjectPanel
 from app.ui.workers import Job
 
 SHUTDOWN_WAIT_MS = 5000
@@ -60,7 +67,8 @@ class AppContext:
 
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
-    if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict)):
+    if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict, EmbedderError,
+                      SnippetError)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 
@@ -74,6 +82,10 @@ class MainWindow(QMainWindow):
     edit_failed = Signal(str)         # apply/undo refused, with the message shown
     firewall_changed = Signal(object)  # FirewallStatus read back from the OS (or an Exception)
     verified = Signal(object)          # VerifyResult
+    index_finished = Signal(object)    # IndexStats of an indexing run
+    search_finished = Signal(object)   # list[Hit] shown in the Project panel
+    snippet_shown = Signal(object)     # Snippet shown for a clicked citation
+    files_changed = Signal(object)     # set of paths, from the file watcher's thread
 
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -118,6 +130,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.stats_label)
         self._build_menu()
         self._build_network()
+        self._build_project()
 
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.selected.connect(self.open_conversation)
@@ -126,6 +139,7 @@ class MainWindow(QMainWindow):
         self.chat_panel.send_requested.connect(self.send)
         self.chat_panel.stop_requested.connect(self.stop)
         self.chat_panel.banner_link.connect(lambda _href: self.show_models().select_recommended())
+        self.chat_panel.view.citation_clicked.connect(self.show_citation)
         self.chat_panel.view.copied.connect(
             lambda code: self.statusBar().showMessage(f"Copied {len(code.splitlines())} lines", 3000))
         self.changes_panel.apply_requested.connect(self.apply_picks)
@@ -279,6 +293,167 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Network log exported to {path}", 5000)
 
+    # ---- project index ---------------------------------------------------------------------
+    def _build_project(self) -> None:
+        self.project_panel = ProjectPanel()
+        self.project_dock = QDockWidget("Project", self)
+        self.project_dock.setObjectName("projectDock")
+        self.project_dock.setWidget(self.project_panel)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.project_dock)
+        self.project_dock.hide()
+        self.project_action = self.project_dock.toggleViewAction()
+        self.project_action.setText("Project")
+        self.toolbar.addAction(self.project_action)
+        self.index: ProjectIndex | None = None
+        self.index_job: Job | None = None
+        self.search_job: Job | None = None
+        self.snippet_job: Job | None = None
+        self.watcher: ProjectWatcher | None = None
+        self._embedder: Embedder | None = None
+        self._index_generation = 0
+        self._reindex_again = False
+        self.project_panel.search_requested.connect(self.search_project)
+        self.project_panel.cancel_requested.connect(self.cancel_index)
+        self.project_panel.reindex_requested.connect(self.update_index)
+        self.project_panel.open_requested.connect(
+            lambda path, _line: self.project and QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.project / path))))
+        self.files_changed.connect(lambda _paths: self.update_index())
+
+    def _open_index(self) -> None:
+        """Open (or create) the project's index and bring it up to date, all on a worker;
+        keyword search works from the moment the index object arrives."""
+        self._close_index()
+        root = self.project
+        self.project_panel.set_project(str(root))
+        self.project_dock.show()
+        try:
+            if self._embedder is None:
+                self._embedder = Embedder(threads=max(1, min(4, self.ctx.settings.n_threads or 2)))
+        except EmbedderError as e:
+            self.project_panel.show_error(str(e))
+            return
+        self.project_panel.show_error(None)
+        emb, index_dir = self._embedder, index_dir_for(root, self.ctx.paths.cache_dir)
+
+        def job(ctx):
+            pi = ProjectIndex(root, index_dir, emb)
+            ctx.partial(pi)
+            return pi.update(progress=ctx.partial, cancelled=ctx.cancelled)
+
+        self._run_index(job)
+        try:
+            self.watcher = ProjectWatcher(root, self.files_changed.emit).start()
+        except OSError as e:  # e.g. the inotify watch limit
+            self.project_panel.show_error(f"Changes to files are not followed ({e}); use Update index.")
+
+    def _run_index(self, fn) -> None:
+        self._index_generation += 1
+        gen = self._index_generation
+        self.project_panel.set_indexing(True)
+        self.index_job = (Job(fn, name="index", parent=self)
+                          .on_partial(lambda obj: self._index_partial(obj, gen))
+                          .on_success(lambda stats: self._indexed(stats, gen))
+                          .on_failure(lambda e: self._index_failed(e, gen)))
+        self.index_job.finished.connect(lambda: self._index_job_over(gen))
+        self.index_job.start()
+
+    def _index_partial(self, obj, gen: int) -> None:
+        if isinstance(obj, ProjectIndex):
+            if gen != self._index_generation:
+                return  # the project was switched meanwhile; that job closes it when done
+            self.index = obj
+            if obj.notices:
+                self.project_panel.show_error("\n".join(obj.notices))
+            weights = self.ctx.settings.retrieval
+            self.chat.retriever = lambda q, pi=obj: pi.search(
+                q, 8, RankWeights(weights.dense_weight, weights.bm25_weight, weights.rrf_k))
+        elif isinstance(obj, IndexProgress) and gen == self._index_generation:
+            self.project_panel.show_progress(obj)
+
+    def _indexed(self, stats: IndexStats, gen: int) -> None:
+        if gen != self._index_generation:
+            return
+        self.project_panel.set_indexing(False)
+        self.project_panel.show_stats(stats)
+        self.index_finished.emit(stats)
+
+    def _index_job_over(self, gen: int) -> None:
+        """Changes that arrived while the job ran get their own run now."""
+        if gen == self._index_generation and self._reindex_again:
+            self._reindex_again = False
+            self.update_index()
+
+    def cancel_index(self) -> None:
+        self._reindex_again = False
+        if self.index_job is not None:
+            self.index_job.cancel()
+
+    def _index_failed(self, e: BaseException, gen: int) -> None:
+        if gen != self._index_generation:
+            return
+        self.project_panel.set_indexing(False)
+        self.project_panel.show_error(f"Indexing failed: {describe_error(e)}")
+
+    def update_index(self) -> None:
+        """Re-index what changed (the watcher calls this; so does Update index)."""
+        if self.index is None:
+            return
+        if self.index_job is not None and self.index_job.is_running():
+            self._reindex_again = True
+            return
+        pi = self.index
+        self._run_index(lambda ctx: pi.update(progress=ctx.partial, cancelled=ctx.cancelled))
+
+    def _close_index(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self.chat.retriever = None
+        old, job, self.index = self.index, self.index_job, None
+        self._index_generation += 1
+        if job is not None and job.is_running():
+            job.cancel()
+            # the worker may still hold the index: close it when the job is over
+            job.finished.connect(lambda: self._close_later(old, job))
+        elif old is not None:
+            old.close()
+
+    @staticmethod
+    def _close_later(old: ProjectIndex | None, job: Job) -> None:
+        if old is not None:
+            old.close()
+
+    def search_project(self, query: str) -> None:
+        if self.index is None or not query.strip():
+            return
+        pi = self.index
+        self.search_job = (Job(lambda _ctx: pi.search(query, 20), name="search", parent=self)
+                           .on_success(self._searched)
+                           .on_failure(lambda e: self.project_panel.show_error(describe_error(e)))
+                           .start())
+
+    def _searched(self, hits) -> None:
+        self.project_panel.show_results(hits)
+        self.search_finished.emit(hits)
+
+    def show_citation(self, citation: str) -> None:
+        """Show the lines a citation in an answer points at, read from the file as it is now."""
+        parsed = parse_citation(citation)
+        if parsed is None or self.project is None:
+            self.statusBar().showMessage("Open the project to see cited code.", 4000)
+            return
+        root = self.project
+        self.snippet_job = (Job(lambda _ctx: read_snippet(root, *parsed), name="snippet", parent=self)
+                            .on_success(self._snippet_read)
+                            .on_failure(lambda e: self.project_panel.show_error(describe_error(e)))
+                            .start())
+
+    def _snippet_read(self, s: Snippet) -> None:
+        self.project_dock.show()
+        self.project_panel.show_error(None)
+        self.project_panel.show_snippet(s.path, s.start, s.end, s.text, s.language)
+        self.snippet_shown.emit(s)
+
     # ---- project and changes -----------------------------------------------------------------
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -308,6 +483,7 @@ class MainWindow(QMainWindow):
         self.changes_panel.show()
         self.changes_panel.set_changes(None)
         self._sync_undo()
+        self._open_index()
 
     def _sync_undo(self) -> None:
         """Find the newest undoable apply of the project: it reads every undo record, so on a worker."""
@@ -466,7 +642,8 @@ class MainWindow(QMainWindow):
 
     def _show_conversation(self) -> None:
         msgs = self.ctx.storage.messages(self.current_id) if self.current_id is not None else []
-        self.chat_panel.view.set_messages([(m.role, m.content, _note(m.meta)) for m in msgs])
+        self.chat_panel.view.set_messages([(m.role, m.content, _note(m.meta), m.meta.get("sources", []))
+                                           for m in msgs])
 
     def new_conversation(self) -> None:
         if self._busy_guard():
@@ -565,7 +742,7 @@ class MainWindow(QMainWindow):
         if pending is not None:
             stored = self.chat.finish(pending, result, self.model.name if self.model else "")
             meta = stored.meta if stored else meta
-        self.chat_panel.view.end_stream(_note(meta))
+        self.chat_panel.view.end_stream(_note(meta), meta.get("sources", []))
         self.chat_panel.set_busy(False)
         self.stats_label.setText(
             f"{result.completion_tokens} tokens · {result.tokens_per_s:.1f} tok/s · "
@@ -588,7 +765,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.poll_timer.stop()
         self._unsubscribe()
-        for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job):
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job,
+                    self.index_job, self.search_job, self.snippet_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)
@@ -597,6 +778,9 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if self.index is not None:
+            self.index.close()
+            self.index = None
         super().closeEvent(event)
 
 
