@@ -1,0 +1,61 @@
+"""Take docs/screenshot-project.png: the Project panel after indexing, with search results,
+and a citation clicked in an answer.
+
+    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot_project.py
+
+Writes the multi-language test project to a throwaway folder, opens it, waits for the index,
+searches, shows a (hand-written) cited answer and clicks its citation, then grabs the screen.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtWidgets import QApplication
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.core.paths import app_paths  # noqa: E402
+from app.ui.main_window import AppContext, MainWindow  # noqa: E402
+from tests.index_project import make_project  # noqa: E402
+
+ANSWER = ("A card is charged in `shop/gateway.py:9-13`: `charge_card` refuses amounts of zero or less, "
+          "then signs the request with `sign_request` (shop/gateway.py:4-6).")
+
+
+def main(out: str) -> int:
+    app = QApplication(sys.argv[:1])
+    home = Path(tempfile.mkdtemp(prefix="oc-shot-"))
+    project = make_project(home / "shop")
+    w = MainWindow(AppContext.open(app_paths(home / "home")))
+    w.resize(1240, 760)
+    w.move(20, 20)
+    w.show()
+
+    def indexed(_stats) -> None:
+        w.project_panel.search.setText("how is a card charged")
+        w.search_project("how is a card charged")
+
+    def searched(_hits) -> None:
+        w.chat_panel.view.add_message("user", "How is a card charged?")
+        w.chat_panel.view.add_message("assistant", ANSWER)
+        w.chat_panel.view.end_stream()
+        w.chat_panel.view.anchorClicked.emit(QUrl("cite:shop/gateway.py:9-13"))
+
+    w.index_finished.connect(indexed)
+    w.search_finished.connect(searched)
+    w.snippet_shown.connect(lambda _s: QTimer.singleShot(
+        500, lambda: (app.primaryScreen().grabWindow(0).save(out), app.quit())))
+    w.open_project(project)
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot-project.png"))
