@@ -382,3 +382,56 @@ def test_every_listed_grammar_loads_offline():
     from app.core.index.grammars import GRAMMARS, parser_for
     missing = [lang for lang in GRAMMARS if parser_for(lang) is None]
     assert not missing, f"grammar wheels not installed: {missing}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"needs root to mount a small tmpfs (CI is root): {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Write a ballast file until the disk is full."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return ballast
+
+
+def test_a_full_disk_stops_with_a_message_and_keeps_what_was_indexed(tmp_path, small_disk, embedder):
+    from app.core.index.indexer import IndexDiskFull
+    root = _stdlib_project(tmp_path / "proj")
+    pi = ProjectIndex(root, small_disk / "idx", embedder)
+    ballast: list[Path] = []
+
+    def progress(p):  # the disk fills up once the first batches of vectors are stored
+        if p.phase == "embedding" and p.embedded >= 64 and not ballast:
+            ballast.append(_fill(small_disk))
+
+    try:
+        with pytest.raises(IndexDiskFull, match="disk holding the project index is full"):
+            pi.update(progress)
+    finally:
+        pi.close()
+    assert ballast and not (small_disk / "idx" / "vectors.hnsw.tmp").exists()
+    ballast[0].unlink()
+    with sqlite3.connect(small_disk / "idx" / "index.db") as c:
+        kept = c.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()[0]
+    assert kept >= 64  # the batches stored before the disk filled are still there
+    pi = ProjectIndex(root, small_disk / "idx", embedder)
+    try:
+        stats = pi.update()
+        assert stats.embedded == stats.chunks and stats.embedded_now == stats.chunks - kept
+        assert pi.search("serialize an object to a JSON formatted string", 3)[0].chunk.path.startswith("json/")
+    finally:
+        pi.close()

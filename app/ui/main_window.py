@@ -21,7 +21,7 @@ from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict,
                             apply_changes, plan_changes, undo)
 from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
 from app.core.index.embed import Embedder, EmbedderError
-from app.core.index.indexer import IndexProgress, IndexStats, ProjectIndex, index_dir_for
+from app.core.index.indexer import IndexDiskFull, IndexProgress, IndexStats, ProjectIndex, index_dir_for
 from app.core.index.rank import RankWeights
 from app.core.index.snippet import Snippet, SnippetError, read_snippet
 from app.core.index.watch import ProjectWatcher
@@ -68,7 +68,7 @@ class AppContext:
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
     if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict, EmbedderError,
-                      SnippetError)):
+                      SnippetError, IndexDiskFull)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 

@@ -9,7 +9,9 @@ picks up exactly the files and chunks that were not finished.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +27,16 @@ from app.core.index.walk import walk_project
 
 EMBED_BATCH = 32
 CANDIDATES = 50
+
+
+class IndexDiskFull(Exception):
+    """The disk holding the index filled up; what was indexed before is kept."""
+
+
+def _disk_full(e: BaseException) -> bool:
+    if isinstance(e, sqlite3.OperationalError):
+        return "full" in str(e)
+    return isinstance(e, OSError) and e.errno == errno.ENOSPC
 
 
 class TextEmbedder(Protocol):
@@ -122,9 +134,19 @@ class ProjectIndex:
         return self.store.notices
 
     def update(self, progress: Callable[[IndexProgress], None] = lambda p: None,
-               cancelled: Callable[[], bool] = lambda: False, paths: Sequence[str] | None = None) -> IndexStats:
-        """Index what changed since the last run. ``paths`` limits the look to those files
-        (from the file watcher); None walks the whole project."""
+               cancelled: Callable[[], bool] = lambda: False) -> IndexStats:
+        """Index what changed since the last run. The whole project is walked every time (the
+        watcher's paths only say *that* something changed): unchanged files cost a stat."""
+        try:
+            return self._update(progress, cancelled)
+        except (sqlite3.OperationalError, OSError) as e:
+            if _disk_full(e):
+                raise IndexDiskFull(
+                    f"The disk holding the project index is full ({self.store.directory}). Free some "
+                    "space, then Update index: what was indexed so far is kept.") from e
+            raise
+
+    def _update(self, progress: Callable[[IndexProgress], None], cancelled: Callable[[], bool]) -> IndexStats:
         t0 = time.monotonic()
         stats = IndexStats(notices=list(self.store.notices))
         walked = walk_project(self.root, cancelled=cancelled)
@@ -133,10 +155,6 @@ class ProjectIndex:
             return self._finish(stats, t0, cancelled=True)
         known = self.store.files()
         current = {f.path: f for f in walked.files}
-        if paths is not None:
-            wanted = set(paths)
-            current = {p: f for p, f in current.items() if p in wanted}
-            known = {p: r for p, r in known.items() if p in wanted}
         for gone in sorted(set(known) - set(current)):
             self.store.remove_file(gone)
             stats.removed += 1

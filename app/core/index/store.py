@@ -110,6 +110,12 @@ class StoredChunk:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite ends some itself, e.g. on a full disk)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _ehash(chunk: Chunk) -> str:
     return hashlib.sha1(chunk.embed_text().encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -281,7 +287,7 @@ class IndexStore:
                         kept.append((cid, vec))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             for label in old_ids:
                 self._unlabel(label)
@@ -313,7 +319,7 @@ class IndexStore:
                 self._db.execute("DELETE FROM files WHERE path = ?", (path,))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                _rollback(self._db)
                 raise
             for label in ids:
                 self._unlabel(label)
@@ -333,9 +339,13 @@ class IndexStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
-                                 [(vectors[i].tobytes(), int(cid)) for i, cid in enumerate(ids)])
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
+                                     [(vectors[i].tobytes(), int(cid)) for i, cid in enumerate(ids)])
+                self._db.execute("COMMIT")
+            except BaseException:
+                _rollback(self._db)
+                raise
             # a chunk deleted while its batch was embedded gets no place in the graph
             marks = ",".join("?" * len(ids))
             present = {r[0] for r in self._db.execute(f"SELECT id FROM chunks WHERE id IN ({marks})",
@@ -354,8 +364,14 @@ class IndexStore:
                 self._reconcile()
                 g = self._hnsw
             tmp = self.hnsw_path.with_name("vectors.hnsw.tmp")
-            g.save_index(str(tmp))
-            os.replace(tmp, self.hnsw_path)
+            try:
+                g.save_index(str(tmp))
+                if tmp.stat().st_size == 0:
+                    raise OSError(28, "No space left on device", str(tmp))  # hnswlib does not check writes
+                os.replace(tmp, self.hnsw_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             self._db.execute("INSERT OR REPLACE INTO meta VALUES('hnsw_bytes', ?)", (str(self.hnsw_path.stat().st_size),))
 
     # ---- search -----------------------------------------------------------------------------
