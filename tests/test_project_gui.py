@@ -99,6 +99,15 @@ def test_an_answer_about_the_project_is_grounded_and_lists_its_sources(qtbot, ap
     assert stored.role == "assistant" and any(s.startswith("shop/gateway.py:") for s in stored.meta["sources"])
     html = w.chat_panel.view.toHtml()
     assert "Sources:" in w.chat_panel.view.toPlainText() and "cite:shop/gateway.py:" in html
+
+    # the user can turn grounding off: the next question goes without project code
+    w.project_panel.use_project.setChecked(False)
+    qtbot.waitUntil(lambda: not w.answer_job.is_running(), timeout=10_000)
+    with qtbot.waitSignal(w.answer_finished, timeout=180_000):
+        w.send("How is a card charged?")
+    assert "[shop/gateway.py:" not in seen["messages"][0]["content"]
+    assert "sources" not in w.ctx.storage.messages(w.current_id)[-1].meta
+    assert "use_project = false" in (app_home / "config" / "settings.toml").read_text()
     close_window(w)
 
 

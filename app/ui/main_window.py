@@ -318,6 +318,12 @@ class MainWindow(QMainWindow):
         self.project_panel.open_requested.connect(
             lambda path, _line: self.project and QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.project / path))))
         self.files_changed.connect(lambda _paths: self.update_index())
+        self.project_panel.use_project.setChecked(self.ctx.settings.retrieval.use_project)
+        self.project_panel.use_project_changed.connect(self._set_use_project)
+
+    def _set_use_project(self, on: bool) -> None:
+        self.ctx.settings.retrieval.use_project = on
+        self.ctx.settings.save(self.ctx.paths.settings_file)
 
     def _open_index(self) -> None:
         """Open (or create) the project's index and bring it up to date, all on a worker;

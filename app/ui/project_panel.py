@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -25,6 +25,7 @@ class ProjectPanel(QWidget):
     cancel_requested = Signal()
     reindex_requested = Signal()
     open_requested = Signal(str, int)   # path relative to the project, line: open in the user's editor
+    use_project_changed = Signal(bool)  # answer questions from the project's code, or not
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -39,6 +40,9 @@ class ProjectPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop indexing; what is done is kept and the rest resumes later")
         self.reindex_button = QPushButton("Update index")
+        self.use_project = QCheckBox("Answer from this project's code")
+        self.use_project.setToolTip("Put the best-matching code into each question's prompt, with citations")
+        self.use_project.setChecked(True)
         self.error = error_label("projectError")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search the project (words, identifiers or a question)…")
@@ -73,6 +77,7 @@ class ProjectPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.title)
         lay.addLayout(head)
+        lay.addWidget(self.use_project)
         lay.addLayout(bar)
         lay.addWidget(self.progress_note)
         lay.addWidget(self.error)
@@ -83,6 +88,7 @@ class ProjectPanel(QWidget):
         self.search.returnPressed.connect(lambda: self.search_requested.emit(self.search.text()))
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.reindex_button.clicked.connect(self.reindex_requested)
+        self.use_project.toggled.connect(self.use_project_changed)
         self.results.currentItemChanged.connect(self._result_chosen)
         self.open_button.clicked.connect(lambda: self._shown and self.open_requested.emit(*self._shown))
 
