@@ -23,3 +23,14 @@ def test_raw_html_is_shown_not_run():
     assert "<script>" not in r.html
     assert "&lt;script&gt;" in r.html
     assert "<strong>bold</strong>" in r.html
+
+
+def test_citations_become_links_and_times_do_not():
+    from app.core.render import parse_citation
+    html = render_markdown("See `app/x.py:10-24` and util.py:3; at 10:30 see http://host.org:80 <b>").html
+    assert '<a href="cite:app/x.py:10-24">app/x.py:10-24</a>' in html
+    assert '<a href="cite:util.py:3">util.py:3</a>' in html
+    assert "cite:10:30" not in html and "cite:host.org" not in html and "&lt;b&gt;" in html
+    assert parse_citation("cite:app/x.py:10-24") == ("app/x.py", 10, 24)
+    assert parse_citation("util.py:3") == ("util.py", 3, 3)
+    assert parse_citation("cite:not a citation") is None
