@@ -8,6 +8,8 @@ import os
 # Before anything imports Qt: no display is needed, and none is assumed.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import subprocess  # noqa: E402
+
 import pytest  # noqa: E402
 
 from app.core.engine import Engine, EngineConfig  # noqa: E402
@@ -60,3 +62,23 @@ def _online_policy_by_default():
     policy.set_offline(False)
     yield
     policy.set_offline(False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs("64k")`` mounts a small RAM disk of that size (for full-disk tests; root only,
+    which CI is) and unmounts it after the test."""
+    mounted = []
+
+    def mount(size: str):
+        mnt = tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip(f"needs root to mount a small tmpfs (CI is root): {r.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
