@@ -78,8 +78,7 @@ def cmd_search(args) -> int:
 
     r = Settings.load(app_paths(args.home).settings_file).retrieval
     pi, _ = _project_index(args.home, args.folder)
-    for i, h in enumerate(pi.search(args.query, args.k, RankWeights(r.dense_weight, r.bm25_weight, r.rrf_k),
-                                    args.mode), 1):
+    for i, h in enumerate(pi.search(args.query, args.k, RankWeights.from_settings(r), args.mode), 1):
         print(f"{i:2d}. {h.citation}  {h.chunk.symbol}  ({h.score:.4f})")
     pi.close()
     return 0
@@ -113,14 +112,14 @@ def cmd_ask(args) -> int:
     budget = engine.n_ctx - answer_reserve(engine.n_ctx, params.max_tokens)
     system, sources = settings.system_prompt, []
     if args.project:
-        from app.core.index.context import build_context
+        from app.core.index.context import PROMPT_CHUNKS, with_project_context
         from app.core.index.rank import RankWeights
         r = settings.retrieval
         pi, _ = _project_index(args.home, args.project)
-        ctx = build_context(pi.search(question, 8, RankWeights(r.dense_weight, r.bm25_weight, r.rrf_k)),
-                            min(r.context_tokens, int(budget * 0.6)), engine.count_tokens)
+        hits = pi.search(question, PROMPT_CHUNKS, RankWeights.from_settings(r))
         pi.close()
-        system, sources = f"{system}\n\n{ctx.text}", [h.citation for h in ctx.hits]
+        system, ctx = with_project_context(system, hits, r.context_tokens, budget, engine.count_tokens)
+        sources = [h.citation for h in ctx.hits]
     messages = build_messages(system, [{"role": "user", "content": question}],
                               budget, engine.count_message_tokens)
 

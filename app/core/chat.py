@@ -7,14 +7,16 @@ system prompt, then as much recent history as fits the context, then the new que
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from app.core.edit_prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
-from app.core.index.context import build_context
-from app.core.index.indexer import Hit
+from app.core.index.context import with_project_context
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
+
+if TYPE_CHECKING:
+    from app.core.index.indexer import Hit
 
 TITLE_MAX = 60
 
@@ -106,11 +108,9 @@ class ChatService:
             history = history[:-1] + [{"role": "user", "content": user}]
         elif self.retriever is not None and self.settings.retrieval.use_project and history:
             # Ground the answer in the project: the best chunks within the budget, cited.
-            room = min(self.settings.retrieval.context_tokens, int(budget * 0.6))
-            ctx = build_context(self.retriever(history[-1]["content"]), room, engine.count_tokens)
+            system, ctx = with_project_context(system, self.retriever(history[-1]["content"]),
+                                               self.settings.retrieval.context_tokens, budget, engine.count_tokens)
             pending.sources = ctx.hits
-            if ctx.text:
-                system = f"{system}\n\n{ctx.text}" if system else ctx.text
         return build_messages(system, history, budget, engine.count_message_tokens)
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str) -> StoredMessage | None:

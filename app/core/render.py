@@ -34,7 +34,7 @@ class Rendered:
     code_blocks: list[str] = field(default_factory=list)
 
 
-def _lexer(lang: str):
+def lexer_for(lang: str):
     try:
         return get_lexer_by_name(lang) if lang else TextLexer()
     except ClassNotFound:
@@ -48,7 +48,7 @@ def _fence(self, tokens, idx, options, env) -> str:
     blocks: list[str] = env["code_blocks"]
     n = env["first_block"] + len(blocks)
     blocks.append(code)
-    body = highlight(code, _lexer(lang), _FORMATTER)
+    body = highlight(code, lexer_for(lang), _FORMATTER)
     label = html.escape(lang or "code")
     return (
         f'<table width="100%" cellspacing="0" cellpadding="6" style="margin: 6px 0;">'
@@ -58,6 +58,15 @@ def _fence(self, tokens, idx, options, env) -> str:
         f'<tr><td style="background-color:{CODE_BG};">'
         f'<pre style="margin:0; font-family: monospace;">{body}</pre></td></tr></table>\n'
     )
+
+
+def render_snippet(text: str, first_line: int, language: str = "") -> str:
+    """Cited lines as highlighted HTML, each with its line number (the Project panel's view)."""
+    body = highlight(text, lexer_for(language), _FORMATTER).rstrip("\n").split("\n")
+    width = len(str(first_line + len(body) - 1))
+    rows = [f'<span style="color:#999;">{str(first_line + i).rjust(width)}</span>  {line}'
+            for i, line in enumerate(body)]
+    return '<pre style="font-family: monospace; margin:0;">' + "\n".join(rows) + "</pre>"
 
 
 def parse_citation(href: str) -> tuple[str, int, int] | None:

@@ -20,6 +20,7 @@ from app.core.edit_prompt import EditRequest, guess_target, strip_command
 from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
                             apply_changes, plan_changes, undo)
 from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
+from app.core.index.context import PROMPT_CHUNKS
 from app.core.index.embed import Embedder, EmbedderError
 from app.core.index.indexer import IndexDiskFull, IndexProgress, IndexStats, ProjectIndex, index_dir_for
 from app.core.index.rank import RankWeights
@@ -187,14 +188,19 @@ class MainWindow(QMainWindow):
                             f"Data: {self.ctx.paths.data_dir}"))
         help_menu.addAction(about)
 
+    def _dock(self, title: str, panel, area) -> QDockWidget:
+        """A hidden dock holding ``panel`` (shown from the toolbar or when it has news)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}Dock")
+        dock.setWidget(panel)
+        self.addDockWidget(area, dock)
+        dock.hide()
+        return dock
+
     # ---- offline mode and the network panel ------------------------------------------------------
     def _build_network(self) -> None:
         self.network_panel = NetworkPanel()
-        self.network_dock = QDockWidget("Network", self)
-        self.network_dock.setObjectName("networkDock")
-        self.network_dock.setWidget(self.network_panel)
-        self.addDockWidget(Qt.BottomDockWidgetArea, self.network_dock)
-        self.network_dock.hide()
+        self.network_dock = self._dock("Network", self.network_panel, Qt.BottomDockWidgetArea)
         self.offline_action = QAction("Offline", self)
         self.offline_action.setCheckable(True)
         self.offline_action.setToolTip("Block every connection of the app and its child processes (OS firewall)")
@@ -296,19 +302,17 @@ class MainWindow(QMainWindow):
     # ---- project index ---------------------------------------------------------------------
     def _build_project(self) -> None:
         self.project_panel = ProjectPanel()
-        self.project_dock = QDockWidget("Project", self)
-        self.project_dock.setObjectName("projectDock")
-        self.project_dock.setWidget(self.project_panel)
-        self.addDockWidget(Qt.RightDockWidgetArea, self.project_dock)
-        self.project_dock.hide()
+        self.project_dock = self._dock("Project", self.project_panel, Qt.RightDockWidgetArea)
         self.project_action = self.project_dock.toggleViewAction()
         self.project_action.setText("Project")
         self.toolbar.addAction(self.project_action)
-        self.index: ProjectIndex | None = None
+        self.index: ProjectIndex | None = None  # searchable once the opening job has made it
         self.index_job: Job | None = None
         self.search_job: Job | None = None
         self.snippet_job: Job | None = None
-        self.watcher: ProjectWatcher | None = None
+        # What the opening job made for the current project (index, watcher), for closing it
+        # whichever job or generation still runs.
+        self._opened: dict = {}
         self._embedder: Embedder | None = None
         self._index_generation = 0
         self._reindex_again = False
@@ -340,17 +344,20 @@ class MainWindow(QMainWindow):
             return
         self.project_panel.show_error(None)
         emb, index_dir = self._embedder, index_dir_for(root, self.ctx.paths.cache_dir)
+        opened = self._opened = {}
+        changed = self.files_changed.emit
 
         def job(ctx):
-            pi = ProjectIndex(root, index_dir, emb)
+            # on the worker: opening reads the database and graph, and the watcher walks the tree
+            opened["index"] = pi = ProjectIndex(root, index_dir, emb)
+            try:
+                opened["watcher"] = ProjectWatcher(root, changed).start()
+            except OSError as e:  # e.g. the inotify watch limit
+                opened["watch_error"] = e
             ctx.partial(pi)
             return pi.update(progress=ctx.partial, cancelled=ctx.cancelled)
 
         self._run_index(job)
-        try:
-            self.watcher = ProjectWatcher(root, self.files_changed.emit).start()
-        except OSError as e:  # e.g. the inotify watch limit
-            self.project_panel.show_error(f"Changes to files are not followed ({e}); use Update index.")
 
     def _run_index(self, fn) -> None:
         self._index_generation += 1
@@ -368,11 +375,14 @@ class MainWindow(QMainWindow):
             if gen != self._index_generation:
                 return  # the project was switched meanwhile; that job closes it when done
             self.index = obj
-            if obj.notices:
-                self.project_panel.show_error("\n".join(obj.notices))
-            weights = self.ctx.settings.retrieval
-            self.chat.retriever = lambda q, pi=obj: pi.search(
-                q, 8, RankWeights(weights.dense_weight, weights.bm25_weight, weights.rrf_k))
+            problems = list(obj.notices)
+            if "watch_error" in self._opened:
+                problems.append(f"Changes to files are not followed ({self._opened['watch_error']}); "
+                                "use Update index.")
+            if problems:
+                self.project_panel.show_error("\n".join(problems))
+            retrieval = self.ctx.settings.retrieval
+            self.chat.retriever = lambda q, pi=obj: pi.search(q, PROMPT_CHUNKS, RankWeights.from_settings(retrieval))
         elif isinstance(obj, IndexProgress) and gen == self._index_generation:
             self.project_panel.show_progress(obj)
 
@@ -411,23 +421,15 @@ class MainWindow(QMainWindow):
         self._run_index(lambda ctx: pi.update(progress=ctx.partial, cancelled=ctx.cancelled))
 
     def _close_index(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
         self.chat.retriever = None
-        old, job, self.index = self.index, self.index_job, None
+        self.index = None
+        opened, job, self._opened = self._opened, self.index_job, {}
         self._index_generation += 1
         if job is not None and job.is_running():
             job.cancel()
-            # the worker may still hold the index: close it when the job is over
-            job.finished.connect(lambda: self._close_later(old, job))
-        elif old is not None:
-            old.close()
-
-    @staticmethod
-    def _close_later(old: ProjectIndex | None, job: Job) -> None:
-        if old is not None:
-            old.close()
+            job.finished.connect(lambda: _release(opened))  # the worker may still use the index
+        else:
+            _release(opened)
 
     def search_project(self, query: str) -> None:
         if self.index is None or not query.strip():
@@ -771,9 +773,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.poll_timer.stop()
         self._unsubscribe()
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
+        if "watcher" in self._opened:
+            self._opened.pop("watcher").stop()  # no more change signals to a closing window
         for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job,
                     self.index_job, self.search_job, self.snippet_job):
             if job is not None and job.is_running():
@@ -784,10 +785,17 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
-        if self.index is not None:
-            self.index.close()
-            self.index = None
+        self.index = None
+        _release(self._opened)
         super().closeEvent(event)
+
+
+def _release(opened: dict) -> None:
+    """Stop the watcher and close the index an opening job made (either may be missing)."""
+    if "watcher" in opened:
+        opened.pop("watcher").stop()
+    if "index" in opened:
+        opened.pop("index").close()
 
 
 def _note(meta: dict) -> str:

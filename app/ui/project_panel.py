@@ -9,15 +9,10 @@ import html
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_by_name
-from pygments.util import ClassNotFound
 
 from app.core.index.indexer import Hit, IndexProgress, IndexStats
+from app.core.render import render_snippet
 from app.ui.banners import error_label
-
-_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True, style="default")
 
 
 class ProjectPanel(QWidget):
@@ -152,15 +147,7 @@ class ProjectPanel(QWidget):
 
     def show_snippet(self, path: str, start: int, end: int, text: str, language: str = "") -> None:
         """Lines start..end of ``path`` (``text`` is exactly those lines), numbered."""
-        try:
-            lexer = get_lexer_by_name(language) if language else TextLexer()
-        except ClassNotFound:
-            lexer = TextLexer()
-        body = highlight(text, lexer, _FORMATTER).rstrip("\n").split("\n")
-        width = len(str(end))
-        rows = [f'<span style="color:#999;">{str(start + i).rjust(width)}</span>  {line}'
-                for i, line in enumerate(body)]
-        self.snippet.setHtml('<pre style="font-family: monospace; margin:0;">' + "\n".join(rows) + "</pre>")
+        self.snippet.setHtml(render_snippet(text, start, language))
         self.snippet_title.setText(f"{path}:{start}-{end}")
         self._shown = (path, start)
         self.open_button.setEnabled(True)

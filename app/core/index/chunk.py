@@ -30,6 +30,13 @@ def approx_tokens(text: str) -> int:
     return len(_WORDISH.findall(text))
 
 
+def embed_text(path: str, symbol: str, context: str, text: str) -> str:
+    """What the embedder sees: where the code is, what it belongs to, then the code."""
+    head = f"{path} {symbol}".rstrip()
+    ctx = f"{context}\n" if context else ""
+    return f"{head}\n{ctx}{text}"
+
+
 @dataclass(frozen=True)
 class Chunk:
     path: str
@@ -46,19 +53,23 @@ class Chunk:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
     def embed_text(self) -> str:
-        """What the embedder sees: where the code is, what it belongs to, then the code."""
-        head = f"{self.path} {self.symbol}".rstrip()
-        ctx = f"{self.context}\n" if self.context else ""
-        return f"{head}\n{ctx}{self.text}"
+        return embed_text(self.path, self.symbol, self.context, self.text)
+
+
+def source_lines(text: str) -> list[str]:
+    """A file's lines as editors number them: split on ``\n`` only (tree-sitter's rows), a
+    trailing ``\r`` dropped, and no extra empty line after the final newline."""
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 class _Lines:
     """The file's lines with per-line token counts, so ranges are measured without re-tokenizing."""
 
     def __init__(self, text: str, count_tokens: Callable[[str], int]):
-        self.lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-        if self.lines and self.lines[-1] == "" and len(self.lines) > 1:
-            self.lines.pop()  # the final newline does not start a line
+        self.lines = source_lines(text)
         self._cum = [0, *accumulate(count_tokens(ln) if ln.strip() else 0 for ln in self.lines)]
 
     def __len__(self) -> int:

@@ -9,9 +9,13 @@ is headed by its citation so the model can cite it, and the instruction asks it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from app.core.index.indexer import Hit
+if TYPE_CHECKING:  # the chat imports this module; it need not load the index (hnswlib, tree-sitter)
+    from app.core.index.indexer import Hit
+
+PROMPT_CHUNKS = 8        # candidates retrieved for a question; the budget decides how many go in
+PROMPT_SHARE = 0.6       # project code may take at most this share of the prompt budget
 
 CITE_INSTRUCTIONS = (
     "Project code that may be relevant follows, each piece headed by its location as "
@@ -37,6 +41,15 @@ def format_hit(h: Hit) -> str:
     lang = c.language if c.language not in ("text", "") else ""
     symbol = f" ({c.symbol})" if c.symbol else ""
     return f"[{c.citation}]{symbol}\n```{lang}\n{c.text}\n```"
+
+
+def with_project_context(system: str, hits: Sequence[Hit], context_tokens: int, prompt_budget: int,
+                         count_tokens: Callable[[str], int]) -> tuple[str, ProjectContext]:
+    """The system prompt with the cited project code appended (unchanged when none fits)."""
+    ctx = build_context(hits, min(context_tokens, int(prompt_budget * PROMPT_SHARE)), count_tokens)
+    if not ctx.text:
+        return system, ctx
+    return (f"{system}\n\n{ctx.text}" if system else ctx.text), ctx
 
 
 def build_context(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> ProjectContext:

@@ -23,7 +23,7 @@ import numpy as np
 from app.core.index.chunk import chunk_file
 from app.core.index.rank import RankWeights, fuse
 from app.core.index.store import IndexStore, StoredChunk
-from app.core.index.walk import walk_project
+from app.core.index.walk import SourceFile, walk_project
 
 EMBED_BATCH = 32
 CANDIDATES = 50
@@ -113,14 +113,6 @@ class Hit:
         return self.chunk.citation
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ProjectIndex:
     """A project folder and its index."""
 
@@ -165,34 +157,34 @@ class ProjectIndex:
             if i % 20 == 0:
                 progress(IndexProgress("scanning", i, len(todo), self.store.chunk_count()))
             row = known.get(f.path)
-            if row is not None and row.size == f.size and row.mtime_ns == f.mtime_ns:
-                if row.note == "undecodable":
-                    stats.skipped["undecodable"] += 1
-                continue
-            full = self.root / f.path
-            try:
-                sha = _sha256(full)
-                if row is not None and row.sha256 == sha:
-                    self.store.touch_file(f.path, f.size, f.mtime_ns)
-                    if row.note == "undecodable":
-                        stats.skipped["undecodable"] += 1
+            if row is None or row.size != f.size or row.mtime_ns != f.mtime_ns:
+                try:
+                    raw = (self.root / f.path).read_bytes()  # at most 1 MB (the walker's limit)
+                except OSError:
+                    stats.skipped["unreadable"] += 1
                     continue
-                raw = full.read_bytes()
-            except OSError:
-                stats.skipped["unreadable"] += 1
-                continue
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
+                sha = hashlib.sha256(raw).hexdigest()
+                if row is None or row.sha256 != sha:
+                    self._read_file(f, raw, sha, stats)
+                    continue
+                self.store.touch_file(f.path, f.size, f.mtime_ns)  # same content, new time stamp
+            if row.note == "undecodable":
                 stats.skipped["undecodable"] += 1
-                self.store.replace_file(f.path, f.size, f.mtime_ns, sha, f.language, [], note="undecodable")
-                continue
-            chunks = chunk_file(f.path, text, f.language, self.embedder.count_tokens)
-            self.store.replace_file(f.path, f.size, f.mtime_ns, sha, f.language, chunks)
-            stats.changed += 1
         progress(IndexProgress("scanning", len(todo), len(todo), self.store.chunk_count()))
         self._embed(stats, progress, cancelled)
         return self._finish(stats, t0, cancelled=cancelled())
+
+    def _read_file(self, f: SourceFile, raw: bytes, sha: str, stats: IndexStats) -> None:
+        """Chunk a new or changed file into the store (an undecodable one is recorded empty)."""
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            stats.skipped["undecodable"] += 1
+            self.store.replace_file(f.path, f.size, f.mtime_ns, sha, f.language, [], note="undecodable")
+            return
+        chunks = chunk_file(f.path, text, f.language, self.embedder.count_tokens)
+        self.store.replace_file(f.path, f.size, f.mtime_ns, sha, f.language, chunks)
+        stats.changed += 1
 
     def _embed(self, stats: IndexStats, progress: Callable[[IndexProgress], None],
                cancelled: Callable[[], bool]) -> None:

@@ -14,7 +14,10 @@ shipped embedder). The weights are settings ([retrieval] in settings.toml).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from app.core.settings import RetrievalSettings
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class RankWeights:
     dense: float = 1.0
     bm25: float = 0.2
     k: int = 10
+
+    @classmethod
+    def from_settings(cls, r: "RetrievalSettings") -> "RankWeights":
+        return cls(r.dense_weight, r.bm25_weight, r.rrf_k)
 
 
 def fuse(dense: Sequence[int], keyword: Sequence[int], w: RankWeights = RankWeights()) -> list[tuple[int, float]]:

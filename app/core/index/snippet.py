@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.edits.project_path import resolve_in_project
+from app.core.index.chunk import source_lines
 from app.core.index.walk import language_of
 
 
@@ -35,9 +36,7 @@ def read_snippet(root: Path, path: str, start: int, end: int) -> Snippet:
         raise SnippetError(f"{rel} is no longer in the project.") from None
     except OSError as e:
         raise SnippetError(f"{rel} cannot be read: {e.strerror or e}.") from None
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-    if lines and lines[-1] == "" and len(lines) > 1:
-        lines.pop()
+    lines = source_lines(text)
     if start < 1 or start > len(lines):
         raise SnippetError(f"{rel} has {len(lines)} lines now; line {start} is gone (the file changed).")
     end = min(max(end, start), len(lines))

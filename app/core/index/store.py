@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 import hnswlib
 import numpy as np
 
-from app.core.index.chunk import Chunk
+from app.core.index.chunk import Chunk, embed_text
 
 SCHEMA_VERSION = 1
 HNSW_M = 16
@@ -133,7 +133,7 @@ class IndexStore:
         self.notices: list[str] = []   # what was repaired on opening, for the UI to show
         self._lock = threading.RLock()
         self._db = self._open_db()
-        self._hnsw = self._open_vectors()
+        self._open_vectors()
 
     # ---- opening and repair ----------------------------------------------------------------
 
@@ -190,7 +190,8 @@ class IndexStore:
         g.set_num_threads(1)
         return g
 
-    def _open_vectors(self) -> hnswlib.Index:
+    def _open_vectors(self) -> None:
+        """Load the graph when its file is the one last saved, else start one; then reconcile."""
         stored = self._db.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()[0]
         graph = None
         expected = self._meta(self._db, "hnsw_bytes")
@@ -206,11 +207,8 @@ class IndexStore:
                 except (RuntimeError, ValueError, MemoryError) as e:
                     graph = None
                     self.notices.append(f"The vector file could not be read ({e}); it was rebuilt from stored vectors.")
-        if graph is None:
-            graph = self._new_graph(stored * 2)
-        self._hnsw = graph
+        self._hnsw = graph if graph is not None else self._new_graph(stored * 2)
         self._reconcile()
-        return graph
 
     def _reconcile(self) -> None:
         """Make the graph hold exactly the vectors in SQLite (after a crash or a lost file)."""
@@ -332,7 +330,7 @@ class IndexStore:
             rows = self._db.execute(
                 "SELECT c.id, f.path, c.symbol, c.context, c.text FROM chunks c JOIN files f ON f.id = c.file_id "
                 "WHERE c.vector IS NULL ORDER BY c.id LIMIT ?", (limit,)).fetchall()
-        return [(r[0], Chunk(r[1], 0, 0, r[2], "", "", r[4], r[3]).embed_text()) for r in rows]
+        return [(cid, embed_text(path, symbol, context, text)) for cid, path, symbol, context, text in rows]
 
     def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         """Store one batch of vectors (one commit) and add them to the graph."""
