@@ -198,6 +198,11 @@ def _network_guard(home) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["--probe-adapter"]:
+        # The frozen app probes an adapter in a child of itself (app/core/adapters/probe.py).
+        from app.core.adapters.probe import main as probe_main
+        return probe_main(raw[1:])
     args = _parser().parse_args(argv)
     _network_guard(getattr(args, "home", None))
     if args.command == "ask":

