@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from adapter_zip import (adapter_members, lora_tensors, make_adapter_zip, manifest, peft_config,
+from tests.adapter_zip import (adapter_members, lora_tensors, make_adapter_zip, manifest, peft_config,
                          safetensors_bytes, tree, write_zip)
 from app.core.adapters import probe as probe_mod
 from app.core.adapters.errors import AdapterError
@@ -279,7 +279,7 @@ def test_probe_reports_a_crashed_child(starter_path, tmp_path, monkeypatch):
 
 def test_adapter_for_an_installed_model_that_is_not_loaded(store, starter_path, tmp_path):
     """The loaded model does not fit; another installed model does: it is imported for that one."""
-    from gguf_writer import write_gguf
+    from tests.gguf_writer import write_gguf
     other = write_gguf(tmp_path / "other.gguf", {"general.architecture": "qwen2", "qwen2.block_count": 28,
                                                  "qwen2.embedding_length": 1536})
     with pytest.raises(AdapterError, match="the loaded model is a qwen2 model"):

@@ -113,8 +113,12 @@ class ChatService:
             pending.sources = ctx.hits
         return build_messages(system, history, budget, engine.count_message_tokens)
 
-    def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str) -> StoredMessage | None:
-        """Keep the answer, a stopped one too (marked as such); an empty one is not kept."""
+    def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str,
+               adapters: list[str] | None = None) -> StoredMessage | None:
+        """Keep the answer, a stopped one too (marked as such); an empty one is not kept.
+
+        ``adapters`` names the LoRA adapters (with strength) the answer was written with, so
+        answers with and without an adapter can be compared later."""
         if not result.text.strip():
             return None
         meta = {
@@ -124,6 +128,8 @@ class ChatService:
             "tokens_per_s": round(result.tokens_per_s, 2),
             "ttft_s": round(result.time_to_first_token_s or 0.0, 3),
         }
+        if adapters:
+            meta["adapters"] = list(adapters)
         if pending.sources:
             meta["sources"] = [h.citation for h in pending.sources]
         return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)

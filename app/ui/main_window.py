@@ -15,6 +15,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter
 
 from app import APP_NAME, __version__
+from app.core.adapters.errors import AdapterError
+from app.core.adapters.importer import ModelChoice, import_adapter
+from app.core.adapters.manifest import ModelShape
+from app.core.adapters.store import AdapterStore, StoredAdapter
 from app.core.chat import ChatService, PendingAnswer
 from app.core.edit_prompt import EditRequest, guess_target, strip_command
 from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
@@ -27,7 +31,7 @@ from app.core.index.rank import RankWeights
 from app.core.index.snippet import Snippet, SnippetError, read_snippet
 from app.core.index.watch import ProjectWatcher
 from app.core.models.active import ActiveModel, active_model
-from app.core.models.embedded import StarterModelMissing
+from app.core.models.embedded import StarterModelMissing, starter_model
 from app.core.models.registry import ModelRegistry
 from app.core.net import policy
 from app.core.net.audit import LOG, ConnectionPoller, FirewallWatcher
@@ -39,6 +43,7 @@ from app.core.render import parse_citation
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
+from app.ui.adapters_panel import AdaptersPanel
 from app.ui.changes_panel import ChangesPanel
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
@@ -69,7 +74,7 @@ class AppContext:
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
     if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict, EmbedderError,
-                      SnippetError, IndexDiskFull)):
+                      SnippetError, IndexDiskFull, AdapterError)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 
@@ -87,6 +92,9 @@ class MainWindow(QMainWindow):
     search_finished = Signal(object)   # list[Hit] shown in the Project panel
     snippet_shown = Signal(object)     # Snippet shown for a clicked citation
     files_changed = Signal(object)     # set of paths, from the file watcher's thread
+    adapter_imported = Signal(object)  # StoredAdapter
+    adapter_failed = Signal(str)       # an import or apply refused, with the message shown
+    adapters_applied = Signal(object)  # [(file, scale)] now on the engine
 
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -132,6 +140,7 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self._build_network()
         self._build_project()
+        self._build_adapters()
 
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.selected.connect(self.open_conversation)
@@ -163,7 +172,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.addAction(self.models_action)
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         new = QAction("&New chat", self)
         new.setShortcut(QKeySequence.New)
         new.triggered.connect(self.new_conversation)
@@ -576,6 +585,141 @@ class MainWindow(QMainWindow):
         self.changes_panel.show_problems([describe_error(e)])
         self.edit_failed.emit(describe_error(e))
 
+    # ---- LoRA adapters -----------------------------------------------------------------------
+    def _build_adapters(self) -> None:
+        self.adapter_store = AdapterStore(self.ctx.paths.data_dir / "adapters")
+        self.adapter_store.clean()  # staging folders a crash may have left
+        self.adapters_panel = AdaptersPanel()
+        self.adapters_dock = self._dock("Adapters", self.adapters_panel, Qt.RightDockWidgetArea)
+        self.adapters_action = self.adapters_dock.toggleViewAction()
+        self.adapters_action.setText("Adapters")
+        self.adapters_action.setToolTip("Fine-tuned LoRA adapters: import, switch on or off, set strength")
+        self.toolbar.addAction(self.adapters_action)
+        self.import_adapter_action = QAction("Import &adapter…", self)
+        self.import_adapter_action.triggered.connect(lambda: (self.adapters_dock.show(), self.adapters_panel.choose_zip()))
+        self.file_menu.insertAction(self.models_action, self.import_adapter_action)
+        self.adapter_job: Job | None = None
+        self.apply_job: Job | None = None
+        self._reapply = False
+        self.confirm_delete_adapter = lambda name: QMessageBox.question(
+            self, "Delete adapter", f"Delete the adapter {name}? Its converted file is removed.") == QMessageBox.Yes
+        p = self.adapters_panel
+        p.import_requested.connect(self.import_adapter)
+        p.cancel_requested.connect(lambda: self.adapter_job is not None and self.adapter_job.cancel())
+        p.enabled_changed.connect(self.set_adapter_enabled)
+        p.scale_changed.connect(self.set_adapter_scale)
+        p.delete_requested.connect(self.delete_adapter)
+        self.refresh_adapters()
+
+    def _model_key(self) -> str | None:
+        return ModelShape.from_gguf(self.engine.model.info).key if self.engine is not None else None
+
+    def _adapter_names(self) -> list[str]:
+        """The adapters on the engine now, as 'name ×scale'."""
+        if self.engine is None or not self.engine.adapters:
+            return []
+        by_file = {str(a.file.resolve()): a.name for a in self.adapter_store.list()}
+        return [f"{by_file.get(str(p), p.parent.name)} ×{s:.2f}" for p, s in self.engine.adapters]
+
+    def refresh_adapters(self) -> None:
+        name = self.model.name if self.model is not None else "the loaded model"
+        self.adapters_panel.set_adapters(self.adapter_store.list(), self._model_key(), name)
+
+    def _adapter_models(self) -> list[ModelChoice]:
+        """The loaded model first, then every other model the adapter might be for."""
+        out: list[ModelChoice] = []
+        if self.model is not None:
+            out.append(ModelChoice(self.model.name, Path(self.model.path)))
+        for m in ModelRegistry(self.ctx.paths.models_dir).list():
+            out.append(ModelChoice(m.name, m.file))
+        try:
+            out.append(ModelChoice("the starter model", starter_model().path))
+        except StarterModelMissing:
+            pass
+        seen, unique = set(), []
+        for c in out:
+            key = str(c.path.resolve()) if c.path.exists() else str(c.path)
+            if key not in seen:
+                seen.add(key)
+                unique.append(c)
+        return unique
+
+    def import_adapter(self, path: str) -> None:
+        if self.adapter_job is not None and self.adapter_job.is_running():
+            return
+        store, models = self.adapter_store, self._adapter_models()
+        panel = self.adapters_panel
+        panel.show_error(None)
+        panel.set_busy(True)
+        self.adapters_dock.show()
+        self.adapter_job = (Job(lambda ctx: import_adapter(Path(path), store, models, cancelled=ctx.cancelled,
+                                                           progress=ctx.partial), name="import-adapter", parent=self)
+                            .on_partial(panel.show_progress)
+                            .on_success(self._adapter_imported)
+                            .on_failure(self._adapter_failed)
+                            .start())
+
+    def _adapter_imported(self, a: StoredAdapter) -> None:
+        self.adapters_panel.set_busy(False)
+        self.refresh_adapters()
+        item = self.adapters_panel.item(a.id)
+        if item is not None:
+            self.adapters_panel.tree.setCurrentItem(item)
+        fits = a.model_key == self._model_key()
+        self.statusBar().showMessage(
+            f"Adapter {a.name} imported" + (": tick it to use it." if fits else f" for {a.model_label}."), 8000)
+        self.adapter_imported.emit(a)
+
+    def _adapter_failed(self, e: BaseException) -> None:
+        self.adapters_panel.set_busy(False)
+        self.adapters_panel.show_error(describe_error(e))
+        self.adapter_failed.emit(describe_error(e))
+
+    def set_adapter_enabled(self, adapter_id: str, on: bool) -> None:
+        self.adapter_store.set_enabled(adapter_id, on)
+        self.apply_adapters()
+
+    def set_adapter_scale(self, adapter_id: str, scale: float) -> None:
+        self.adapter_store.set_scale(adapter_id, scale)
+        self.apply_adapters()
+
+    def delete_adapter(self, adapter_id: str) -> None:
+        a = self.adapter_store.get(adapter_id)
+        if a is None or not self.confirm_delete_adapter(a.name):
+            return
+        self.adapter_store.remove(adapter_id)
+        self.refresh_adapters()
+        self.apply_adapters()
+
+    def apply_adapters(self) -> None:
+        """Put the store's enabled adapters on the live engine (no reload), one job at a time:
+        a change made while a job runs is applied when it ends, so the last change wins."""
+        engine = self.engine
+        if engine is None:
+            return
+        if self.apply_job is not None and self.apply_job.is_running():
+            self._reapply = True
+            return
+        self._reapply = False
+        store, key = self.adapter_store, self._model_key()
+
+        def job(_ctx):
+            wanted = store.active(key)
+            engine.set_adapters(wanted)  # waits for a running answer to finish
+            return wanted
+
+        self.apply_job = (Job(job, name="apply-adapters", parent=self)
+                          .on_success(self._adapters_applied)
+                          .on_failure(self._adapter_failed))
+        self.apply_job.finished.connect(lambda: self._reapply and self.apply_adapters())
+        self.apply_job.start()
+
+    def _adapters_applied(self, wanted) -> None:
+        self._show_model_label()
+        names = self._adapter_names()
+        self.statusBar().showMessage("Adapters: " + (", ".join(names) if names else "none (base model)"), 5000)
+        self.adapters_applied.emit(wanted)
+
     # ---- model -----------------------------------------------------------------------------
     def show_models(self) -> ModelsDialog:
         if self.models_dialog is None:
@@ -611,13 +755,21 @@ class MainWindow(QMainWindow):
         if old is not None:
             old.close()
 
+        store = self.adapter_store
+
         def job(_ctx):
             # Resolving the starter model checks its sha256 (0.1 s): worker thread, not GUI.
             model = active_model(settings)
-            return model, Engine(model.path, config)
+            engine = Engine(model.path, config)
+            note = notice
+            try:  # the enabled adapters for this model, before the first answer
+                engine.set_adapters(store.active(ModelShape.from_gguf(engine.model.info).key))
+            except EngineError as e:
+                note = f"{e} The model runs without adapters."
+            return model, engine, note
 
         self.load_job = (Job(job, name="load-model", parent=self)
-                         .on_success(lambda loaded: self._model_loaded(*loaded, notice))
+                         .on_success(lambda loaded: self._model_loaded(*loaded))
                          .on_failure(lambda e: self._model_failed(e, fallback))
                          .start())
 
@@ -625,11 +777,18 @@ class MainWindow(QMainWindow):
         self.engine, self.model = engine, model
         self.chat_panel.show_error(notice)
         self.chat_panel.show_banner(model.banner, ("models:recommended", "Open Models…") if model.is_starter else None)
-        self.model_label.setText(
-            f"Model: {model.name} · context {engine.n_ctx} · {engine.model.n_threads} threads "
-            f"· loaded in {engine.model.load_s:.1f} s")
+        self._show_model_label()
+        self.refresh_adapters()
         self.chat_panel.set_ready(True)
         self.model_ready.emit()
+
+    def _show_model_label(self) -> None:
+        engine, model = self.engine, self.model
+        if engine is None or model is None:
+            return
+        self.model_label.setText(
+            f"Model: {model.name}{_adapter_note(self._adapter_names())} · context {engine.n_ctx} · "
+            f"{engine.model.n_threads} threads · loaded in {engine.model.load_s:.1f} s")
 
     def _model_failed(self, e: BaseException, fallback: str | None = None) -> None:
         self.model_label.setText("No model loaded")
@@ -748,7 +907,8 @@ class MainWindow(QMainWindow):
         pending, self._pending = self._pending, None
         meta = {"finish_reason": result.finish_reason, "tokens_per_s": result.tokens_per_s}
         if pending is not None:
-            stored = self.chat.finish(pending, result, self.model.name if self.model else "")
+            stored = self.chat.finish(pending, result, self.model.name if self.model else "",
+                                      self._adapter_names())
             meta = stored.meta if stored else meta
         self.chat_panel.view.end_stream(_note(meta), meta.get("sources", []))
         self.chat_panel.set_busy(False)
@@ -776,7 +936,7 @@ class MainWindow(QMainWindow):
         if "watcher" in self._opened:
             self._opened.pop("watcher").stop()  # no more change signals to a closing window
         for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job,
-                    self.index_job, self.search_job, self.snippet_job):
+                    self.index_job, self.search_job, self.snippet_job, self.adapter_job, self.apply_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)
@@ -796,6 +956,10 @@ def _release(opened: dict) -> None:
         opened.pop("watcher").stop()
     if "index" in opened:
         opened.pop("index").close()
+
+
+def _adapter_note(names: list[str]) -> str:
+    return f" + {', '.join(names)}" if names else ""
 
 
 def _note(meta: dict) -> str:
