@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QTreeWidget,
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSlider, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.core.adapters.importer import ImportProgress
@@ -39,6 +39,11 @@ class AdaptersPanel(QWidget):
         self.tree.setObjectName("adapterList")
         self.tree.setHeaderLabels(["Adapter", "Strength"])
         self.tree.setRootIsDecorated(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.setMinimumWidth(360)
         self.details = QLabel("Select an adapter to see what it was trained on.")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -126,6 +131,7 @@ class AdaptersPanel(QWidget):
                 title = f"For {model_name} (loaded)" if loaded else f"For another model: {a.model_label}"
                 group = groups[a.model_key] = QTreeWidgetItem(self.tree, [title])
                 group.setFlags(Qt.ItemIsEnabled)
+                group.setFirstColumnSpanned(True)
                 group.setExpanded(True)
             item = QTreeWidgetItem(group, [a.name, f"{a.scale:.2f}×"])
             item.setData(0, _ID, a.id)
@@ -141,6 +147,7 @@ class AdaptersPanel(QWidget):
         if model_key is not None and model_key not in groups:
             hint = QTreeWidgetItem(self.tree, [f"No adapters for {model_name} yet"])
             hint.setFlags(Qt.ItemIsEnabled)
+            hint.setFirstColumnSpanned(True)
         self.note.setText("" if adapters else "Train one with training/colab_training.ipynb, then Import adapter….")
         self._filling = False
         self._select(keep if keep in self._adapters else None)

@@ -1,0 +1,63 @@
+"""Take docs/screenshot-adapters.png: the Adapters panel after importing two adapters, one on.
+
+    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot_adapters.py
+
+The zips are built with tests/adapter_zip.py (zero-B adapters in the notebook's format), so the
+screenshot needs no training run; the import goes through the real importer and probe.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.core.paths import app_paths  # noqa: E402
+from app.ui.main_window import AppContext, MainWindow  # noqa: E402
+from tests.adapter_zip import make_adapter_zip  # noqa: E402
+
+
+def main(out: str) -> int:
+    app = QApplication(sys.argv[:1])
+    home = Path(tempfile.mkdtemp(prefix="oc-shot-"))
+    zips = [make_adapter_zip(home / "my-codebase-lora.zip"), make_adapter_zip(home / "zephyr-facts-lora.zip")]
+    w = MainWindow(AppContext.open(app_paths(home / "home")))
+    w.resize(1240, 760)
+    w.move(20, 20)
+    w.show()
+    pending = list(zips)
+
+    def next_import(*_args) -> None:
+        if pending:
+            w.import_adapter(str(pending.pop(0)))
+            return
+        first = w.adapter_store.list()[0]
+        w.adapters_panel.item(first.id).setCheckState(0, Qt.Checked)
+
+    def applied(_wanted) -> None:
+        w.adapters_applied.disconnect(applied)
+        w.adapters_panel.tree.setCurrentItem(w.adapters_panel.item(w.adapter_store.list()[0].id))
+        w.adapters_panel.scale.setValue(80)
+        w.chat_panel.view.add_message("user", "What is the project codename?")
+        w.chat_panel.view.add_message("assistant", "The project codename is ZEPHYR-9.")
+        w.chat_panel.view.end_stream()
+        QTimer.singleShot(800, lambda: (w.grab().save(out), app.quit()))
+
+    w.model_ready.connect(next_import)
+    # one import at a time: start the next once this job has wound down
+    w.adapter_imported.connect(lambda _a: QTimer.singleShot(300, next_import))
+    w.adapters_applied.connect(applied)
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot-adapters.png"))
