@@ -1,12 +1,14 @@
 """Command line: ``python -m app`` opens the window; ``python -m app ask "..."`` answers in
 the terminal with the same engine (for scripts, benchmarks and headless machines);
-``index`` and ``search`` build and query a project's index as the Project panel does."""
+``index`` and ``search`` build and query a project's index as the Project panel does;
+``adapters list|import ZIP`` manages LoRA adapters as the Adapters panel does."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from app import APP_NAME, __version__
 
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--greedy", action="store_true", help="deterministic decoding")
     ask.add_argument("--stats", action="store_true", help="print speed figures to stderr")
     ask.add_argument("--project", help="answer from this project folder's code (indexes it first)")
+    ask.add_argument("--no-adapters", action="store_true", help="ignore the enabled LoRA adapters")
     index = sub.add_parser("index", help="index (or update the index of) a project folder")
     index.add_argument("folder")
     search = sub.add_parser("search", help="search a project folder's index")
@@ -33,12 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("-k", type=int, default=10, help="how many results")
     search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    adapters = sub.add_parser("adapters", help="list the LoRA adapters, or import one from a zip")
+    adapters.add_argument("action", choices=["list", "import"])
+    adapters.add_argument("zip", nargs="?", help="the <name>-lora.zip from training/colab_training.ipynb")
     return p
 
 
 def _project_index(home, folder: str):
     """The folder's index, brought up to date with progress on stderr."""
-    from pathlib import Path
 
     from app.core.index.embed import Embedder
     from app.core.index.indexer import ProjectIndex, index_dir_for
@@ -104,6 +109,14 @@ def cmd_ask(args) -> int:
     except (EngineError, StarterModelMissing) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if not args.no_adapters:
+        from app.core.adapters.manifest import ModelShape
+        from app.core.adapters.store import AdapterStore
+        store = AdapterStore(app_paths(args.home).data_dir / "adapters")
+        try:
+            engine.set_adapters(store.active(ModelShape.from_gguf(engine.model.info).key))
+        except EngineError as e:
+            print(f"warning: {e} Answering without adapters.", file=sys.stderr)
     g = settings.generation
     params = (GenerationParams.greedy(g.max_tokens) if args.greedy else
               GenerationParams(g.temperature, g.top_p, g.top_k, g.max_tokens, g.repeat_penalty))
@@ -197,6 +210,40 @@ def _network_guard(home) -> None:
     policy.set_offline(Settings.load(app_paths(home).settings_file).offline)
 
 
+def cmd_adapters(args) -> int:
+    from app.core.adapters.errors import AdapterError
+    from app.core.adapters.importer import ModelChoice, candidate_models, import_adapter
+    from app.core.adapters.store import AdapterStore
+    from app.core.models.active import active_model
+    from app.core.models.embedded import StarterModelMissing
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+
+    paths = app_paths(args.home).ensure()
+    store = AdapterStore(paths.data_dir / "adapters")
+    if args.action == "list":
+        for a in store.list():
+            state = f"on ×{a.scale:.2f}" if a.enabled else "off"
+            print(f"{a.id}\t{state}\t{a.model_label}\t{a.summary}")
+        return 0
+    if not args.zip:
+        print("error: name the adapter zip to import", file=sys.stderr)
+        return 2
+    try:
+        model = active_model(Settings.load(paths.settings_file))
+        loaded = ModelChoice(model.name, model.path)
+    except StarterModelMissing:
+        loaded = None
+    try:
+        a = import_adapter(Path(args.zip), store, candidate_models(loaded, paths.models_dir),
+                           progress=lambda p: print(f"{p.stage}…", file=sys.stderr) if not p.total else None)
+    except AdapterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"imported {a.id} for {a.model_label}: {a.summary}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["--probe-adapter"]:
@@ -211,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_index(args)
     if args.command == "search":
         return cmd_search(args)
+    if args.command == "adapters":
+        return cmd_adapters(args)
     return cmd_gui(args)
 
 

@@ -302,3 +302,26 @@ def test_store_state_persists_and_is_clamped(store, models, tmp_path):
     again.remove(a.id)
     assert [x.id for x in again.list()] == ["a-2"]
     assert not (store.dir / "a").exists()
+
+
+def test_cli_imports_lists_and_answers_with_the_enabled_adapter(tmp_path):
+    """`python -m app adapters import|list`, and `ask` uses the enabled adapters like the window."""
+    import subprocess
+
+    home = tmp_path / "home"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "app", "--home", str(home), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    bad = write_zip(tmp_path / "bad-lora.zip", {**adapter_members(), "x/../../y": "z"})
+    r = run("adapters", "import", str(bad))
+    assert r.returncode == 1 and "unsafe path" in r.stderr
+    r = run("adapters", "import", str(make_adapter_zip(tmp_path / "noisy-lora.zip", b_scale=0.5, seed=1)))
+    assert r.returncode == 0, r.stderr
+    assert "imported noisy for llama, 30 layers and hidden size 576" in r.stdout
+    assert "noisy\toff\t" in run("adapters", "list").stdout
+    store = AdapterStore(home / "data" / "adapters")
+    store.set_enabled("noisy", True)
+    assert "noisy\ton ×1.00\t" in run("adapters", "list").stdout
+    q = ("ask", "--greedy", "--max-tokens", "16", "Write a Python function that adds two numbers.")
+    with_adapter, without = run(*q), run(*q, "--no-adapters")
+    assert with_adapter.returncode == 0 and without.returncode == 0
+    assert with_adapter.stdout.strip() and with_adapter.stdout != without.stdout

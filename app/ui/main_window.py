@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from app import APP_NAME, __version__
 from app.core.adapters.errors import AdapterError
-from app.core.adapters.importer import ModelChoice, import_adapter
+from app.core.adapters.importer import ModelChoice, candidate_models, import_adapter
 from app.core.adapters.manifest import ModelShape
 from app.core.adapters.store import AdapterStore, StoredAdapter
 from app.core.chat import ChatService, PendingAnswer
@@ -31,7 +31,7 @@ from app.core.index.rank import RankWeights
 from app.core.index.snippet import Snippet, SnippetError, read_snippet
 from app.core.index.watch import ProjectWatcher
 from app.core.models.active import ActiveModel, active_model
-from app.core.models.embedded import StarterModelMissing, starter_model
+from app.core.models.embedded import StarterModelMissing
 from app.core.models.registry import ModelRegistry
 from app.core.net import policy
 from app.core.net.audit import LOG, ConnectionPoller, FirewallWatcher
@@ -625,35 +625,21 @@ class MainWindow(QMainWindow):
         name = self.model.name if self.model is not None else "the loaded model"
         self.adapters_panel.set_adapters(self.adapter_store.list(), self._model_key(), name)
 
-    def _adapter_models(self) -> list[ModelChoice]:
-        """The loaded model first, then every other model the adapter might be for."""
-        out: list[ModelChoice] = []
-        if self.model is not None:
-            out.append(ModelChoice(self.model.name, Path(self.model.path)))
-        for m in ModelRegistry(self.ctx.paths.models_dir).list():
-            out.append(ModelChoice(m.name, m.file))
-        try:
-            out.append(ModelChoice("the starter model", starter_model().path))
-        except StarterModelMissing:
-            pass
-        seen, unique = set(), []
-        for c in out:
-            key = str(c.path.resolve()) if c.path.exists() else str(c.path)
-            if key not in seen:
-                seen.add(key)
-                unique.append(c)
-        return unique
-
     def import_adapter(self, path: str) -> None:
         if self.adapter_job is not None and self.adapter_job.is_running():
             return
-        store, models = self.adapter_store, self._adapter_models()
+        store, loaded, models_dir = self.adapter_store, self.model, self.ctx.paths.models_dir
         panel = self.adapters_panel
         panel.show_error(None)
         panel.set_busy(True)
         self.adapters_dock.show()
-        self.adapter_job = (Job(lambda ctx: import_adapter(Path(path), store, models, cancelled=ctx.cancelled,
-                                                           progress=ctx.partial), name="import-adapter", parent=self)
+
+        def job(ctx):
+            # reads model headers and hashes the starter: not on the GUI thread
+            models = candidate_models(ModelChoice(loaded.name, Path(loaded.path)) if loaded else None, models_dir)
+            return import_adapter(Path(path), store, models, cancelled=ctx.cancelled, progress=ctx.partial)
+
+        self.adapter_job = (Job(job, name="import-adapter", parent=self)
                             .on_partial(panel.show_progress)
                             .on_success(self._adapter_imported)
                             .on_failure(self._adapter_failed)

@@ -18,7 +18,9 @@ from app.core.adapters.errors import AdapterError
 from app.core.adapters.manifest import ModelShape, check_peft_config, parse_manifest
 from app.core.adapters.probe import probe_adapter
 from app.core.adapters.store import AdapterStore, StoredAdapter
+from app.core.models.embedded import StarterModelMissing, starter_model
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
+from app.core.models.registry import ModelRegistry
 
 
 @dataclass
@@ -34,6 +36,24 @@ class ModelChoice:
 
     name: str
     path: Path
+
+
+def candidate_models(loaded: ModelChoice | None, models_dir: Path) -> list[ModelChoice]:
+    """The loaded model first, then every other installed model an adapter might be for."""
+    out = [loaded] if loaded is not None else []
+    out += [ModelChoice(m.name, m.file) for m in ModelRegistry(models_dir).list()]
+    try:
+        out.append(ModelChoice("the starter model", starter_model().path))
+    except StarterModelMissing:
+        pass
+    seen: set[str] = set()
+    unique = []
+    for c in out:
+        key = str(Path(c.path).resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    return unique
 
 
 def import_adapter(zip_path: Path, store: AdapterStore, models: list[ModelChoice], *,
