@@ -62,6 +62,10 @@ class Settings:
     # What the Network panel's Verify tries to reach (it must be refused while offline).
     verify_target: str = "1.1.1.1:443"
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    # Web search provider for /search and /web: "duckduckgo" (no key) or "tavily" (key in the OS keyring).
+    search_provider: str = "duckduckgo"
+    # /fix: how many run → correct rounds at most.
+    fix_rounds: int = 3
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

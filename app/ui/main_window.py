@@ -44,6 +44,7 @@ from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
 from app.ui.adapters_panel import AdaptersPanel
+from app.ui.keys_dialog import KeysDialog
 from app.ui.changes_panel import ChangesPanel
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
@@ -190,6 +191,12 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.models_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        self.keys_action = QAction("&Keys…", self)
+        self.keys_action.setToolTip("Web search provider and API keys (kept in the OS keyring)")
+        self.keys_action.triggered.connect(self.show_keys)
+        settings_menu.addAction(self.keys_action)
+        self.keys_dialog: KeysDialog | None = None
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About", self)
         about.triggered.connect(lambda: QMessageBox.about(
@@ -584,6 +591,17 @@ class MainWindow(QMainWindow):
             return
         self.changes_panel.show_problems([describe_error(e)])
         self.edit_failed.emit(describe_error(e))
+
+    # ---- keys ----------------------------------------------------------------------------------
+    def show_keys(self) -> KeysDialog:
+        self.keys_dialog = KeysDialog(self.ctx.settings.search_provider, parent=self)
+        self.keys_dialog.provider_changed.connect(self._set_search_provider)
+        self.keys_dialog.show()
+        return self.keys_dialog
+
+    def _set_search_provider(self, name: str) -> None:
+        self.ctx.settings.search_provider = name
+        self.ctx.settings.save(self.ctx.paths.settings_file)
 
     # ---- LoRA adapters -----------------------------------------------------------------------
     def _build_adapters(self) -> None:

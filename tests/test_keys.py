@@ -1,0 +1,96 @@
+"""API keys live only in the OS keyring: a key round-trips through a real keyring backend
+(in memory: headless Linux has none), never reaches a file the app writes, and with keyring's
+"fail" backend the Keys dialog says so and stores nothing."""
+
+from __future__ import annotations
+
+import keyring
+import pytest
+from keyring.backends import fail
+from PySide6.QtCore import Qt
+
+from app.core import secrets
+from tests.memory_keyring import MemoryKeyring
+
+SECRET = "tvly-THIS-IS-A-SECRET-9f8e7d"
+
+
+@pytest.fixture
+def memory_keyring():
+    before = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(before)
+
+
+@pytest.fixture
+def no_keyring():
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(before)
+
+
+def test_key_round_trips_through_the_keyring(memory_keyring):
+    secrets.set_key("tavily", f"  {SECRET}\n")
+    assert secrets.get_key("tavily") == SECRET
+    assert memory_keyring.store == {(secrets.SERVICE, "tavily"): SECRET}
+    assert secrets.redact(f"request failed with key {SECRET}!") == "request failed with key <tavily key removed>!"
+    secrets.delete_key("tavily")
+    assert secrets.get_key("tavily") is None
+
+
+def test_no_keyring_refuses_and_writes_nothing(no_keyring, tmp_path):
+    st = secrets.status()
+    assert not st.usable and "No secure key store" in st.message
+    with pytest.raises(secrets.KeyringUnavailable, match="never written in plain text"):
+        secrets.set_key("tavily", SECRET)
+    assert secrets.get_key("tavily") is None
+
+
+@pytest.mark.gui
+def test_keys_dialog_stores_in_the_keyring_and_nowhere_else(qtbot, app_home, memory_keyring, tmp_path):
+    from app.core.net.audit import LOG
+    from app.core.paths import app_paths
+    from app.ui.main_window import AppContext, MainWindow
+
+    ctx = AppContext.open(app_paths(app_home))
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    try:
+        d = w.show_keys()
+        assert "test memory keyring" in d.status.text()
+        d.fields["tavily"].setText(SECRET)
+        with qtbot.waitSignal(d.key_saved):
+            qtbot.mouseClick(d.save_buttons["tavily"], Qt.LeftButton)
+        assert d.fields["tavily"].text() == ""
+        assert "stored" in d.fields["tavily"].placeholderText()
+        assert secrets.get_key("tavily") == SECRET
+        d.provider.setCurrentIndex(1)
+        assert ctx.settings.search_provider == "tavily"
+        w.export_network_log(str(tmp_path / "network.csv"))
+        qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
+        with qtbot.waitSignal(w.answer_finished, timeout=60_000):
+            w.send("hello")
+    finally:
+        w.close()
+        ctx.storage.close()
+    written = [p for p in list(app_home.rglob("*")) + [tmp_path / "network.csv"] if p.is_file()]
+    assert any(p.name == "settings.toml" for p in written)
+    leaks = [str(p) for p in written if SECRET.encode() in p.read_bytes()]
+    assert leaks == []
+    assert all(SECRET not in str(e) for e in LOG.events())
+
+
+@pytest.mark.gui
+def test_keys_dialog_without_a_keyring_says_so(qtbot, no_keyring):
+    from app.ui.keys_dialog import KeysDialog
+
+    d = KeysDialog("duckduckgo")
+    qtbot.addWidget(d)
+    assert "No secure key store" in d.status.text()
+    assert not d.fields["tavily"].isEnabled() and not d.save_buttons["tavily"].isEnabled()
+    d.fields["tavily"].setText(SECRET)
+    d.save("tavily")  # even if reached, nothing is stored and the reason shows
+    assert not d.error.isHidden() and "plain text" in d.error.text()
