@@ -1,0 +1,580 @@
+"""Run a code block from an answer in a sandbox: a child process with limits and no network.
+
+Why a sandbox at all: the Run button executes text a language model wrote. The model may be
+wrong, or may have been steered by a file or web page it read, so the code must not be able
+to send anything anywhere, read the app's secrets from its environment, leave processes
+behind, or eat the machine.
+
+What each run gets (measured on Linux as root and as an ordinary user; see docs/decisions.md):
+
+* a fresh temporary folder as cwd, with HOME and TMPDIR inside it, deleted afterwards;
+* a minimal environment (PATH, LANG, HOME, TMPDIR and a few PYTHON* settings), never the
+  parent's, so API keys in the app's environment do not reach the code;
+* a wall-clock time limit; on timeout or cancel the whole process group is killed with SIGKILL,
+  and on Linux the code also runs as PID 1 of its own PID namespace, so anything it started
+  (even with setsid or a double fork) dies with it;
+* rlimits: address space (the memory limit), CPU seconds (a second net under the wall clock),
+  file size, and no core dumps. RLIMIT_NPROC is not set: for root it is ignored by the kernel
+  unless capabilities are dropped (we drop them, and then it would count every root process
+  on the machine), and for an ordinary user it counts all of that user's processes, the app's
+  included, so no value is both safe and useful;
+* no network: on Linux a new network namespace that has only its own loopback (``netns``). As
+  root it is made directly; otherwise together with a user namespace. Where no namespace can
+  be made (macOS, Windows, a Linux that forbids unprivileged user namespaces) a Python audit
+  hook refuses every connect and name lookup and every attempt to start another program
+  (``python-guard``). That guard only sees what goes through Python: native code (a C
+  extension, ctypes) can get past it. Shell code, which Python cannot watch at all, is refused
+  there;
+* on Linux, when the namespaces work, a mount namespace in which every file system is
+  read-only except the sandbox folder (``filesystem == "read-only"``); else the only guarantee
+  is that the code starts in its own folder (``filesystem == "open"``).
+
+The child is started through a small Python bootstrap (``_BOOTSTRAP``) rather than a
+``preexec_fn``: the UI calls ``run_code`` from a worker thread, and CPython documents that
+``preexec_fn`` is not safe when threads exist. The bootstrap runs after the exec, in a
+single-threaded interpreter, sets everything up, reports what it managed on a status pipe, and
+then execs the code (or, for the python-guard fallback, runs it in the same interpreter with
+the hook installed).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+NETNS = "netns"
+PYTHON_GUARD = "python-guard"
+READ_ONLY = "read-only"
+OPEN = "open"
+
+SHELL_NOT_CONFIRMED = "Shell code runs only after you confirm it."
+
+# False skips the namespaces, as on a system that forbids them: the tests use it to exercise
+# the python-guard fallback on a machine where namespaces work.
+USE_NAMESPACES = True
+HOLD_S = 0.1  # how long a partial output line waits for its newline before it is shown
+
+
+class SandboxError(RuntimeError):
+    """The code could not be run; the message says why in words a user can act on."""
+
+
+@dataclass
+class SandboxLimits:
+    time_s: float = 10.0
+    memory_mb: int = 512
+    output_bytes: int = 200_000
+    file_mb: int = 64
+
+
+@dataclass
+class RunResult:
+    exit_code: int | None          # negative: killed by that signal (POSIX convention)
+    stdout: str
+    stderr: str
+    timed_out: bool
+    memory_exceeded: bool
+    cancelled: bool
+    duration_s: float
+    isolation: str                 # "netns" | "python-guard"
+    output_truncated: bool
+    filesystem: str = OPEN         # "read-only" (all but the sandbox folder) | "open"
+    limits: SandboxLimits | None = None
+    directory: Path | None = None  # the sandbox folder, only when keep_dir=True
+    notes: list[str] = field(default_factory=list)  # what the bootstrap could not set up, for logs
+
+    def summary(self) -> str:
+        """One line for the chat: what happened, in words a user understands."""
+        limits = self.limits or SandboxLimits()
+        if self.cancelled:
+            text = f"stopped: cancelled after {self.duration_s:.1f} s"
+        elif self.timed_out:
+            text = f"stopped: time limit ({limits.time_s:g} s)"
+        elif self.memory_exceeded:
+            text = f"stopped: memory limit ({limits.memory_mb} MB)"
+        elif self.exit_code is not None and self.exit_code < 0:
+            try:
+                name = signal.Signals(-self.exit_code).name
+            except ValueError:
+                name = f"signal {-self.exit_code}"
+            text = f"killed by {name} after {self.duration_s:.1f} s"
+        else:
+            text = f"exited with {self.exit_code} in {self.duration_s:.1f} s"
+        if self.output_truncated:
+            text += f"; output cut at {limits.output_bytes // 1000} kB"
+        return text
+
+
+_PYTHON_NAMES = {"python", "py", "python3", "py3"}
+_SHELL_NAMES = {"bash", "sh", "shell", "console", "shell-session", "zsh"}
+
+
+def language_of(fence_info: str) -> str | None:
+    """The runnable language of a Markdown fence's info string, or None if it is not runnable.
+
+    ``"python"``/``"py"``/``"python3"`` -> ``"python"``; ``"bash"``/``"sh"``/``"shell"``/``"console"``
+    -> ``"shell"``. Only the first word counts (``"python title=x.py"``), case-insensitively.
+    """
+    words = (fence_info or "").strip().split()
+    if not words:
+        return None
+    word = words[0].lower().lstrip("{.").rstrip("}")
+    if word in _PYTHON_NAMES:
+        return "python"
+    if word in _SHELL_NAMES:
+        return "shell"
+    return None
+
+
+# ---- the bootstrap: runs in the child, before the code ------------------------------------------
+# Kept as source text so it runs under `python -I -c`, with nothing imported from the app.
+_BOOTSTRAP = r'''
+import json, os, sys
+cfg = json.loads(sys.argv[1])
+status_fd = cfg["status_fd"]
+status = {"isolation": None, "filesystem": "open", "notes": []}
+
+
+def report():
+    os.write(status_fd, json.dumps(status).encode())
+    os.close(status_fd)
+
+
+def fail(message):
+    status["error"] = message
+    report()
+    os._exit(125)
+
+
+def errno_text(e):
+    return os.strerror(e) if e else "unknown error"
+
+
+posix = os.name == "posix"
+linux = sys.platform.startswith("linux")
+root = cfg["root"]
+libc = None
+if linux:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL: if the app dies, so does the run
+
+if posix:
+    import resource
+
+    def limit(which, soft, hard=None):
+        try:
+            resource.setrlimit(which, (soft, soft if hard is None else hard))
+        except (ValueError, OSError) as e:
+            status["notes"].append("rlimit %s not set: %s" % (which, e))
+
+    limit(resource.RLIMIT_CORE, 0)
+    limit(resource.RLIMIT_FSIZE, cfg["file_bytes"])
+    limit(resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1)
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+pidns = False
+if linux and cfg["namespaces"]:
+    uid, gid = os.getuid(), os.getgid()
+    wanted = CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID
+    made = libc.unshare(wanted) == 0
+    if not made and os.geteuid() != 0:
+        made = libc.unshare(wanted | CLONE_NEWUSER) == 0
+        if made:
+            try:  # map ourselves to ourselves, so files we create are still ours
+                for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)),
+                                   ("gid_map", "%d %d 1" % (gid, gid))):
+                    with open("/proc/self/" + name, "w") as f:
+                        f.write(text)
+            except OSError as e:
+                fail("could not map the user into the sandbox's namespace (%s)" % e)
+    if made:
+        pidns = True
+        status["isolation"] = "netns"
+        try:  # loopback up, so code can still talk to itself on 127.0.0.1
+            import fcntl, socket, struct
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            flags = struct.unpack_from("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
+            fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
+            s.close()
+        except OSError as e:
+            status["notes"].append("loopback stays down: %s" % e)
+        # Every mount read-only except the sandbox folder (needs mount_setattr, Linux 5.12+).
+        MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+        AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_mount_setattr = -100, 0x8000, 1, 442
+
+        def setattr_(path, flags, set_=0, clr=0):
+            attr = (ctypes.c_uint64 * 4)(set_, clr, 0, 0)
+            if libc.syscall(SYS_mount_setattr, AT_FDCWD, path.encode(), flags, ctypes.byref(attr),
+                            ctypes.sizeof(attr)) != 0:
+                raise OSError(ctypes.get_errno(), "mount_setattr " + path)
+
+        def mount(src, dst, fstype, flags, data=None):
+            if libc.mount(src and src.encode(), dst.encode(), fstype and fstype.encode(), flags,
+                          data and data.encode()) != 0:
+                raise OSError(ctypes.get_errno(), "mount " + dst)
+
+        try:
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            mount(root, root, None, MS_BIND)
+            setattr_("/", AT_RECURSIVE, set_=MOUNT_ATTR_RDONLY)
+            setattr_(root, 0, clr=MOUNT_ATTR_RDONLY)
+            os.chdir(root)  # the old cwd is the folder under the bind mount, which is read-only
+            status["filesystem"] = "read-only"
+            try:  # multiprocessing needs a writable /dev/shm: a small private one
+                mount("tmpfs", "/dev/shm", "tmpfs", 2 | 4, "size=%dk,mode=1777" % (cfg["file_bytes"] // 1024))
+            except OSError as e:
+                status["notes"].append("no private /dev/shm: %s" % errno_text(e.errno))
+        except OSError as e:
+            status["notes"].append("file system not made read-only: %s (%s)" % (errno_text(e.errno), e))
+
+if status["isolation"] is None:
+    status["isolation"] = "python-guard"
+    if cfg["language"] != "python":
+        status["error"] = "no-netns-for-shell"
+        report()
+        os._exit(126)
+
+report()
+
+
+def drop_privileges():
+    """Run the code with no capabilities: as root it could otherwise leave the namespaces
+    (setns to /proc/1/ns/net), remount / read-write, or signal the app."""
+    if posix:
+        limit(resource.RLIMIT_AS, cfg["memory_bytes"])
+    if not linux:
+        return
+    PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 24, 38, 47
+    libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # clear all ambient capabilities
+    try:
+        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    except (OSError, ValueError):
+        last = 63
+    for cap in range(last + 1):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+if pidns:
+    pid = os.fork()
+    if pid == 0:  # PID 1 of the new namespace: when it ends, the kernel kills everything in it
+        libc.prctl(1, 9, 0, 0, 0)
+        try:  # a /proc that shows only this namespace's processes, read-only
+            if libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8 | 1, None) != 0:
+                raise OSError(ctypes.get_errno(), "mount /proc")
+        except OSError:
+            pass
+        drop_privileges()
+        try:
+            os.execv(cfg["argv"][0], cfg["argv"])
+        except OSError as e:
+            os.write(2, ("could not start %s: %s\n" % (cfg["argv"][0], e)).encode())
+            os._exit(127)
+    import signal
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while True:
+        try:
+            _, st = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    os.closerange(0, 3)
+    if os.WIFSIGNALED(st):  # die the same way, so the app sees the same signal
+        sig = os.WTERMSIG(st)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(st))
+
+# The python-guard fallback: this interpreter runs the code itself, with an audit hook that
+# refuses network use and starting other programs (which the hook could not watch).
+drop_privileges()
+NET = {"socket.connect", "socket.connect_ex", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+       "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr", "socket.getnameinfo"}
+SPAWN = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+         "os.forkpty", "os.startfile", "pty.spawn"}
+
+
+def hook(event, args):
+    if event in NET:
+        raise PermissionError("The sandbox has no network: %s refused" % event)
+    if event in SPAWN:
+        raise PermissionError("The sandbox cannot start other programs on this system: %s refused" % event)
+
+
+sys.addaudithook(hook)
+import runpy
+sys.argv = [cfg["argv"][-1]]
+sys.path.insert(0, root)
+del cfg, hook, status
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
+# ---- the parent side ------------------------------------------------------------------------------
+def _python() -> str:
+    """The interpreter for code blocks. In a frozen build sys.executable is the app itself,
+    so look for an installed python3 instead."""
+    if not getattr(sys, "frozen", False):
+        return sys.executable
+    found = shutil.which("python3") or shutil.which("python")
+    if found is None:
+        raise SandboxError("Running Python code needs Python installed on this computer; none was found.")
+    return found
+
+
+def _shell() -> str:
+    found = shutil.which("bash") or shutil.which("sh")
+    if found is None or os.name != "posix":
+        raise SandboxError("Shell code can run only on Linux or macOS.")
+    return found
+
+
+def _environment(root: Path, home: Path, tmp: Path) -> dict[str, str]:
+    """A fresh environment: nothing of the parent's except PATH (no API keys, tokens, proxies)."""
+    env = {
+        "PATH": os.environ.get("PATH") or os.defpath,
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if os.name == "nt":  # Windows cannot start Python without these
+        for key in ("SYSTEMROOT", "WINDIR", "COMSPEC", "PATHEXT"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        env["TEMP"] = env["TMP"] = str(tmp)
+        env["USERPROFILE"] = str(home)
+    return env
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (it leads its own session)."""
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    else:  # untested here: Windows would want a Job Object; taskkill /T is the fallback
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True)
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
+def _reader(fd_file, stream: str, out: queue.Queue) -> None:
+    """Forward raw chunks from one pipe as they arrive; None marks its end."""
+    try:
+        while True:
+            chunk = os.read(fd_file.fileno(), 65536)
+            if not chunk:
+                break
+            out.put((stream, chunk))
+    except (OSError, ValueError):
+        pass
+    out.put((stream, None))
+
+
+_MEMORY_SIGNS = re.compile(r"^MemoryError\b|Cannot allocate memory|std::bad_alloc|xmalloc: cannot allocate"
+                           r"|out of memory", re.M | re.I)
+
+
+def run_code(code: str, language: str = "python", *, limits: SandboxLimits | None = None,
+             on_output: Callable[[str, str], None] | None = None,
+             cancelled: Callable[[], bool] | None = None,
+             confirmed_shell: bool = False, keep_dir: bool = False) -> RunResult:
+    """Run ``code`` in a sandbox and return what happened. Blocks until the run ends.
+
+    ``language`` is ``"python"`` or ``"shell"`` (see ``language_of``). Shell code raises
+    SandboxError unless ``confirmed_shell`` is True: the UI must ask the user first.
+    ``on_output(stream, text)`` ("stdout"/"stderr") is called on the calling thread as output
+    arrives (chunks, not necessarily whole lines). ``cancelled()`` is polled about 20 times a
+    second; when it returns True the run is killed. The kept output is capped at
+    ``limits.output_bytes``; past that, output is dropped and ``output_truncated`` is set.
+
+    Windows: untested here. Runs Python only, under the python-guard, without a memory limit;
+    a Job Object would be the right tool for limits and killing the tree.
+    """
+    limits = limits or SandboxLimits()
+    if language not in ("python", "shell"):
+        raise SandboxError(f"Code in {language!r} cannot be run here; only Python and shell can.")
+    if language == "shell" and not confirmed_shell:
+        raise SandboxError(SHELL_NOT_CONFIRMED)
+    interpreter = _python()
+    root = Path(tempfile.mkdtemp(prefix="offline-coder-run-")).resolve()
+    try:
+        home, tmp = root / ".home", root / ".tmp"
+        home.mkdir()
+        tmp.mkdir()
+        if language == "python":
+            script = root / "main.py"
+            argv = [interpreter, "-I", "-u", "-B", "-X", "utf8", str(script)]
+        else:
+            script = root / "main.sh"
+            shell = _shell()
+            argv = [shell, "--noprofile", "--norc", str(script)] if shell.endswith("bash") else [shell, str(script)]
+        script.write_text(code, encoding="utf-8")
+        result = _run(argv, language, root, home, tmp, limits, on_output, cancelled)
+        if keep_dir:
+            result.directory = root
+        return result
+    finally:
+        if not keep_dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limits: SandboxLimits,
+         on_output: Callable[[str, str], None] | None, cancelled: Callable[[], bool] | None) -> RunResult:
+    status_r, status_w = os.pipe()
+    cfg = {
+        "status_fd": status_w, "root": str(root), "argv": argv, "language": language,
+        "namespaces": USE_NAMESPACES, "memory_bytes": limits.memory_mb * 1024 * 1024,
+        "file_bytes": limits.file_mb * 1024 * 1024, "cpu_s": int(math.ceil(limits.time_s)) + 1,
+    }
+    # The bootstrap runs under the same flags as the code: in the python-guard case it IS the
+    # code's interpreter. -I ignores PYTHON* variables, hence -u -B -X utf8.
+    boot = [_python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
+    kwargs: dict = {}
+    if os.name == "posix":
+        kwargs.update(start_new_session=True, pass_fds=(status_w,))
+    else:  # untested here
+        kwargs.update(creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0), close_fds=False)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(boot, cwd=root, env=_environment(root, home, tmp), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    except OSError as e:
+        os.close(status_r)
+        os.close(status_w)
+        raise SandboxError(f"Could not start the sandbox: {e}") from e
+    os.close(status_w)
+
+    events: queue.Queue = queue.Queue()
+    readers = [threading.Thread(target=_reader, args=(pipe, name, events), daemon=True)
+               for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
+    for t in readers:
+        t.start()
+    status_raw = b""
+
+    def read_status() -> None:
+        nonlocal status_raw
+        with os.fdopen(status_r, "rb") as f:
+            status_raw = f.read()
+    status_thread = threading.Thread(target=read_status, daemon=True)
+    status_thread.start()
+
+    decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in ("stdout", "stderr")}
+    kept: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    kept_bytes = 0
+    truncated = timed_out = was_cancelled = False
+    open_streams = {"stdout", "stderr"}
+    deadline = started + limits.time_s
+    exited_at: float | None = None
+    killed = False
+
+    # on_output gets whole lines where it can: `print` under -u writes the text and its newline
+    # separately, so a partial line waits up to HOLD_S for the rest (prompts and progress bars
+    # without a newline still show after that).
+    pending = {"stdout": "", "stderr": ""}
+    pending_since = {"stdout": 0.0, "stderr": 0.0}
+
+    def emit(stream: str, text: str, flush: bool = False) -> None:
+        text = pending[stream] + text
+        cut = len(text) if flush else text.rfind("\n") + 1
+        out, rest = text[:cut], text[cut:]
+        if rest and (out or not pending[stream]):
+            pending_since[stream] = time.monotonic()
+        pending[stream] = rest
+        if out:
+            kept[stream].append(out)
+            if on_output is not None:
+                on_output(stream, out)
+
+    try:
+        while open_streams:
+            try:
+                stream, chunk = events.get(timeout=0.05)
+            except queue.Empty:
+                stream, chunk = "", b""
+            if stream:
+                if chunk is None:
+                    open_streams.discard(stream)
+                    emit(stream, decoders[stream].decode(b"", final=True), flush=True)
+                elif not truncated:
+                    room = limits.output_bytes - kept_bytes
+                    if len(chunk) > room:
+                        chunk, truncated = chunk[:max(room, 0)], True
+                    kept_bytes += len(chunk)
+                    emit(stream, decoders[stream].decode(chunk))
+                    if truncated:
+                        emit(stream, decoders[stream].decode(b"", final=True))
+                        emit(stream, f"\n[output cut: more than {limits.output_bytes // 1000} kB]\n", flush=True)
+            now = time.monotonic()
+            for name in pending:
+                if pending[name] and now - pending_since[name] >= HOLD_S:
+                    emit(name, "", flush=True)
+            if not killed:
+                if cancelled is not None and cancelled():
+                    was_cancelled = killed = True
+                elif now >= deadline:
+                    timed_out = killed = True
+                if killed:
+                    _kill_group(proc)
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+                _kill_group(proc)  # whatever it left running in the background goes too
+            if exited_at is not None and now - exited_at > 2.0:
+                break  # something outside the group still holds the pipes: stop waiting for it
+    except BaseException:  # on_output or cancelled() raised: the run must not outlive us
+        _kill_group(proc)
+        proc.wait()
+        raise
+    for name in pending:
+        emit(name, "", flush=True)
+    exit_code = proc.wait()
+    duration = (exited_at or time.monotonic()) - started
+    status_thread.join(timeout=1.0)
+    for pipe in (proc.stdout, proc.stderr):
+        if not any(t.is_alive() for t in readers):
+            pipe.close()
+
+    try:
+        status = json.loads(status_raw.decode() or "{}")
+    except ValueError:
+        status = {}
+    if status.get("error") == "no-netns-for-shell":
+        raise SandboxError("Shell code cannot run here: this system does not let the app cut a program "
+                           "off from the network (no network namespace), and shell commands cannot be "
+                           "watched any other way. Python code still runs.")
+    if status.get("error"):
+        raise SandboxError(f"Could not set up the sandbox: {status['error']}.")
+    stdout, stderr = "".join(kept["stdout"]), "".join(kept["stderr"])
+    if not killed and exit_code == -getattr(signal, "SIGXCPU", 24):
+        timed_out = True  # the CPU-seconds rlimit, the net under the wall clock
+    memory = (not killed and not timed_out and exit_code != 0
+              and (bool(_MEMORY_SIGNS.search(stderr)) or exit_code == -getattr(signal, "SIGKILL", 9)))
+    if os.name == "posix" and not status and not killed and exit_code != 0:
+        raise SandboxError(f"Could not start the sandbox:\n{stderr.strip()[-2000:]}")
+    return RunResult(exit_code=exit_code, stdout=stdout, stderr=stderr, timed_out=timed_out,
+                     memory_exceeded=memory, cancelled=was_cancelled, duration_s=round(duration, 3),
+                     isolation=status.get("isolation") or PYTHON_GUARD, output_truncated=truncated,
+                     filesystem=status.get("filesystem") or OPEN, limits=limits,
+                     notes=list(status.get("notes") or []))
