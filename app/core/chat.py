@@ -65,6 +65,8 @@ class PendingAnswer:
     edit: EditRequest | None = None  # a change request: project files go into the prompt
     files_shown: list[str] | None = None  # set by prompt(): the files the model saw
     sources: list[Hit] | None = None  # set by prompt(): the project chunks the model saw
+    web: str | None = None  # /web: the pages' text block for the system prompt (set on the worker)
+    web_urls: list[str] | None = None  # /web: the pages it came from, kept as the answer's sources
 
 
 class ChatService:
@@ -100,7 +102,10 @@ class ChatService:
         reserve = answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
         budget = engine.n_ctx - reserve
         system, history = self.settings.system_prompt, pending.history
-        if pending.edit is not None:
+        if pending.web:
+            # /web: the pages read for this question take the place of project code.
+            system = f"{system}\n\n{pending.web}" if system else pending.web
+        elif pending.edit is not None:
             # Files first claim most of the budget; older turns get what is left.
             room = int(budget * 0.8) - engine.count_tokens(system)
             extra, user, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
@@ -132,5 +137,8 @@ class ChatService:
             meta["adapters"] = list(adapters)
         if pending.sources:
             meta["sources"] = [h.citation for h in pending.sources]
+        if pending.web_urls:
+            meta["sources"] = list(pending.web_urls)
+            meta["tool"] = "web"
         return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
 

@@ -19,7 +19,10 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from app.core.sandbox import language_of
+
 COPY_SCHEME = "copy"
+RUN_SCHEME = "run"  # run:N runs code_blocks[N] in the sandbox (Python, or shell after a confirmation)
 CITE_SCHEME = "cite"
 # path:12 or path:12-30, where path has a folder or an extension (so "10:30" is no citation)
 CITATION = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.[A-Za-z0-9]+|(?:[\w.-]+/)+[\w.-]+):(\d+)(?:-(\d+))?(?![\w-])")
@@ -32,6 +35,7 @@ CODE_HEADER_BG = "#e8ebef"
 class Rendered:
     html: str
     code_blocks: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)  # each block's fence language ("" if none)
 
 
 def lexer_for(lang: str):
@@ -48,13 +52,15 @@ def _fence(self, tokens, idx, options, env) -> str:
     blocks: list[str] = env["code_blocks"]
     n = env["first_block"] + len(blocks)
     blocks.append(code)
+    env.setdefault("languages", []).append(lang)
     body = highlight(code, lexer_for(lang), _FORMATTER)
     label = html.escape(lang or "code")
+    run = f'&nbsp;&nbsp;<a href="{RUN_SCHEME}:{n}">Run</a>' if language_of(lang) else ""
     return (
         f'<table width="100%" cellspacing="0" cellpadding="6" style="margin: 6px 0;">'
         f'<tr><td style="background-color:{CODE_HEADER_BG};">'
         f'<span style="color:#555;">{label}</span>&nbsp;&nbsp;'
-        f'<a href="{COPY_SCHEME}:{n}">Copy</a></td></tr>'
+        f'<a href="{COPY_SCHEME}:{n}">Copy</a>{run}</td></tr>'
         f'<tr><td style="background-color:{CODE_BG};">'
         f'<pre style="margin:0; font-family: monospace;">{body}</pre></td></tr></table>\n'
     )
@@ -118,4 +124,4 @@ def render_markdown(text: str, first_block: int = 0) -> Rendered:
     """
     env: dict = {"code_blocks": [], "first_block": first_block}
     out = _MD.render(text, env)
-    return Rendered(out, env["code_blocks"])
+    return Rendered(out, env["code_blocks"], env.get("languages", []))

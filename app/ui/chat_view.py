@@ -7,14 +7,14 @@ import html
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QTimer, QUrl, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
 
-from app.core.render import CITE_SCHEME, COPY_SCHEME, render_markdown
+from app.core.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, render_markdown
 
 RENDER_INTERVAL_MS = 50
-ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
-ROLE_COLOR = {"user": "#1f5fbf", "assistant": "#2b7a3d", "system": "#777"}
+ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System", "output": "Output"}
+ROLE_COLOR = {"user": "#1f5fbf", "assistant": "#2b7a3d", "system": "#777", "output": "#8a5a00"}
 
 
 @dataclass
@@ -25,11 +25,13 @@ class _Entry:
     sources: list[str] = field(default_factory=list)  # citations of the project code shown to the model
     html: str = ""
     blocks: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
 
 
 class ChatView(QTextBrowser):
     copied = Signal(str)  # the code that went to the clipboard
     citation_clicked = Signal(str)  # "path:start-end" of a clicked citation
+    run_requested = Signal(str, str)  # code, fence language of a clicked Run link
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -86,19 +88,25 @@ class ChatView(QTextBrowser):
     def code_blocks(self) -> list[str]:
         return [b for e in self._entries for b in e.blocks]
 
+    def code_languages(self) -> list[str]:
+        return [lang for e in self._entries for lang in (e.languages or [""] * len(e.blocks))]
+
     # ---- rendering -------------------------------------------------------------------------
     def _render_entry(self, e: _Entry, first_block: int) -> None:
         label = ROLE_LABEL.get(e.role, e.role)
         color = ROLE_COLOR.get(e.role, "#333")
         if e.role == "assistant":
             r = render_markdown(e.text or "…", first_block)
-            body, e.blocks = r.html, r.code_blocks
+            body, e.blocks, e.languages = r.html, r.code_blocks, r.languages
+        elif e.role == "output":  # what sandboxed code printed: verbatim, monospace
+            body = f'<pre style="margin:0; font-family: monospace;">{html.escape(e.text or "…")}</pre>'
+            e.blocks, e.languages = [], []
         else:
             body = "<p>" + html.escape(e.text).replace("\n", "<br>") + "</p>"
             e.blocks = []
         note = f' <span style="color:#888; font-weight:normal;">{html.escape(e.note)}</span>' if e.note else ""
         if e.sources:
-            links = " · ".join(f'<a href="{CITE_SCHEME}:{html.escape(c)}">{html.escape(c)}</a>' for c in e.sources)
+            links = " · ".join(_source_link(c) for c in e.sources)
             body += f'<p style="color:#666;">Sources: {links}</p>'
         e.html = f'<p style="margin-top:12px;"><b style="color:{color};">{label}</b>{note}</p>{body}'
 
@@ -120,6 +128,16 @@ class ChatView(QTextBrowser):
         if url.scheme() == CITE_SCHEME:
             self.citation_clicked.emit(url.toString()[len(CITE_SCHEME) + 1:])
             return
+        if url.scheme() in ("http", "https"):
+            QDesktopServices.openUrl(url)  # a link the user clicked: their browser, not the app
+            return
+        if url.scheme() == RUN_SCHEME:
+            try:
+                n = int(url.path())
+                self.run_requested.emit(self.code_blocks()[n], self.code_languages()[n])
+            except (ValueError, IndexError):
+                pass
+            return
         if url.scheme() == COPY_SCHEME:
             try:
                 code = self.code_blocks()[int(url.path())]
@@ -127,3 +145,11 @@ class ChatView(QTextBrowser):
                 return
             QGuiApplication.clipboard().setText(code)
             self.copied.emit(code)
+
+
+def _source_link(source: str) -> str:
+    """A project citation opens the lines in the Project panel; a web source opens the browser."""
+    if source.startswith(("http://", "https://")):
+        host = source.split("/")[2]
+        return f'<a href="{html.escape(source)}">{html.escape(host)}</a>'
+    return f'<a href="{CITE_SCHEME}:{html.escape(source)}">{html.escape(source)}</a>'

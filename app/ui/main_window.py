@@ -19,7 +19,13 @@ from app.core.adapters.errors import AdapterError
 from app.core.adapters.importer import ModelChoice, candidate_models, import_adapter
 from app.core.adapters.manifest import ModelShape
 from app.core.adapters.store import AdapterStore, StoredAdapter
-from app.core.chat import ChatService, PendingAnswer
+from app.core.chat import ChatService, PendingAnswer, answer_reserve, build_messages
+from app.core.fix import CodeBlock, fix_request, last_runnable, runnable_blocks
+from app.core.intent import route
+from app.core.net.policy import OfflineError
+from app.core.sandbox import RunResult, SandboxError, run_code
+from app.core.secrets import KeyringUnavailable
+from app.core.web import SearchError
 from app.core.edit_prompt import EditRequest, guess_target, strip_command
 from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
                             apply_changes, plan_changes, undo)
@@ -75,7 +81,8 @@ class AppContext:
 def describe_error(e: BaseException) -> str:
     """One line a user can act on; exception class names only for unexpected errors."""
     if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict, EmbedderError,
-                      SnippetError, IndexDiskFull, AdapterError)):
+                      SnippetError, IndexDiskFull, AdapterError, OfflineError, SearchError, SandboxError,
+                      KeyringUnavailable)):
         return str(e)
     return f"{type(e).__name__}: {e}"
 
@@ -93,6 +100,9 @@ class MainWindow(QMainWindow):
     search_finished = Signal(object)   # list[Hit] shown in the Project panel
     snippet_shown = Signal(object)     # Snippet shown for a clicked citation
     files_changed = Signal(object)     # set of paths, from the file watcher's thread
+    tool_finished = Signal(object)     # /search: the results shown (markdown)
+    tool_failed = Signal(str)          # a tool refused or failed, with the message shown
+    code_ran = Signal(object)          # (runs, last RunResult) of Run, /run or /fix
     adapter_imported = Signal(object)  # StoredAdapter
     adapter_failed = Signal(str)       # an import or apply refused, with the message shown
     adapters_applied = Signal(object)  # [(file, scale)] now on the engine
@@ -151,6 +161,11 @@ class MainWindow(QMainWindow):
         self.chat_panel.stop_requested.connect(self.stop)
         self.chat_panel.banner_link.connect(lambda _href: self.show_models().select_recommended())
         self.chat_panel.view.citation_clicked.connect(self.show_citation)
+        self.chat_panel.view.run_requested.connect(self.run_block)
+        # Asked before shell code runs (Python runs at once); tests answer it.
+        self.confirm_shell = lambda code: QMessageBox.question(
+            self, "Run shell code?", "Run this shell code in the sandbox (no network, a temporary folder, "
+            f"10 s)?\n\n{code[:800]}") == QMessageBox.Yes
         self.chat_panel.view.copied.connect(
             lambda code: self.statusBar().showMessage(f"Copied {len(code.splitlines())} lines", 3000))
         self.changes_panel.apply_requested.connect(self.apply_picks)
@@ -813,7 +828,7 @@ class MainWindow(QMainWindow):
 
     def _show_conversation(self) -> None:
         msgs = self.ctx.storage.messages(self.current_id) if self.current_id is not None else []
-        self.chat_panel.view.set_messages([(m.role, m.content, _note(m.meta), m.meta.get("sources", []))
+        self.chat_panel.view.set_messages([(_shown_role(m), m.content, _note(m.meta), m.meta.get("sources", []))
                                            for m in msgs])
 
     def new_conversation(self) -> None:
@@ -869,6 +884,13 @@ class MainWindow(QMainWindow):
             return
         if self.current_id is None:
             self.current_id = self.ctx.storage.create_conversation().id
+        intent = route(text)
+        if intent.kind == "search":
+            return self.web_search(text, intent.text)
+        if intent.kind == "web":
+            return self.web_answer(text, intent.text)
+        if intent.kind in ("fix", "run"):
+            return self.fix(text, intent.text, rounds=1 if intent.kind == "run" else self.ctx.settings.fix_rounds)
         edit = None
         if self.project is not None:
             is_code, request = strip_command(text)
@@ -933,6 +955,199 @@ class MainWindow(QMainWindow):
         self.stats_label.setText("")
         self.chat_panel.show_error(describe_error(e))
 
+
+    # ---- tools: web search, sandbox runs, /fix ---------------------------------------------------
+    def _provider(self):
+        """The chosen search provider; reads the keyring, so call it on a worker."""
+        from app.core import secrets
+        from app.core.web import provider_for
+        name = self.ctx.settings.search_provider
+        return provider_for(name, secrets.get_key("tavily") if name == "tavily" else None)
+
+    def _tool_started(self, text: str) -> PendingAnswer | None:
+        """Store and show the user's request (titles a new conversation like a question)."""
+        try:
+            pending = self.chat.ask(self.current_id, text)
+        except ValueError as e:
+            self.chat_panel.show_error(str(e))
+            return None
+        self._refresh_list()
+        self.chat_panel.show_error(None)
+        self.chat_panel.view.add_message("user", pending.question.content)
+        self.chat_panel.set_busy(True)
+        return pending
+
+    def _tool_failed(self, e: BaseException) -> None:
+        self._pending = None
+        self.chat_panel.view.end_stream()
+        self.chat_panel.set_busy(False)
+        self.stats_label.setText("")
+        self.chat_panel.show_error(describe_error(e))
+        self.tool_failed.emit(describe_error(e))
+
+    def web_search(self, text: str, query: str) -> None:
+        """/search: the provider's results as a list of links (no model involved)."""
+        if not query:
+            self.chat_panel.show_error("Say what to search for, e.g. /search asyncio timeout.")
+            return
+        pending = self._tool_started(text)
+        if pending is None:
+            return
+        self.chat_panel.view.begin_stream()
+        self.stats_label.setText("Searching…")
+
+        def job(_ctx):
+            from app.core.web import format_results_markdown
+            results = self._provider().search(query)
+            return format_results_markdown(results, query), [r.url for r in results]
+
+        def done(out) -> None:
+            md, urls = out
+            self.chat_panel.view.append_stream(md)
+            self.chat_panel.view.end_stream("web search")
+            self.ctx.storage.add_message(pending.conversation_id, "assistant", md, {"tool": "search", "links": urls})
+            self.chat_panel.set_busy(False)
+            self.stats_label.setText(f"{len(urls)} results")
+            self.tool_finished.emit(md)
+
+        self.answer_job = (Job(job, name="web-search", parent=self)
+                           .on_success(done).on_failure(self._tool_failed).start())
+
+    def web_answer(self, text: str, task: str) -> None:
+        """/web (or "search the web for …"): search, read the top pages, answer citing them."""
+        if not task:
+            self.chat_panel.show_error("Say what to find out, e.g. /web what changed in Python 3.13?")
+            return
+        pending = self._tool_started(text)
+        if pending is None:
+            return
+        pending.history = pending.history[:-1] + [{"role": "user", "content": task}]
+        self._pending = pending
+        view = self.chat_panel.view
+        view.begin_stream()
+        engine, params, chat = self.engine, self.chat.params(), self.chat
+        budget_chars = self.ctx.settings.retrieval.context_tokens * 4  # ~4 characters a token
+
+        def job(ctx):
+            from app.core.web import read_pages, web_context
+            ctx.partial(("status", "Searching the web…"))
+            results = self._provider().search(task)
+            ctx.partial(("status", f"Reading {min(3, len(results))} pages…"))
+            pages = read_pages(results, on_page=lambda p: ctx.partial(("status", f"Read {p.url}")))
+            good = [p for p in pages if p.ok]
+            if not good:
+                reasons = "; ".join(f"{p.url}: {p.error}" for p in pages[:3])
+                raise SearchError(f"None of the top pages could be read ({reasons}).")
+            pending.web, pending.web_urls = web_context(task, good, budget_chars), [p.url for p in good]
+            ctx.partial(("status", "Thinking…"))
+            messages = chat.prompt(engine, pending)
+            return engine.chat(messages, params, on_token=lambda t: ctx.partial(("token", t)),
+                               cancelled=ctx.cancelled)
+
+        def partial(item) -> None:
+            kind, value = item
+            if kind == "token":
+                view.append_stream(value)
+            else:
+                self.stats_label.setText(value)
+
+        self.answer_job = (Job(job, name="web-answer", parent=self)
+                           .on_partial(partial).on_success(self._answer_done).on_failure(self._tool_failed).start())
+
+    def run_block(self, code: str, language: str) -> None:
+        """A code block's Run link: one round of the sandbox, output streamed into the chat."""
+        from app.core.sandbox import language_of
+        if self._busy_guard():
+            return
+        lang = language_of(language) or "python"
+        if lang == "shell" and not self.confirm_shell(code):
+            return
+        if self.current_id is None:
+            self.current_id = self.ctx.storage.create_conversation().id
+        self.chat_panel.show_error(None)
+        self.chat_panel.set_busy(True)
+        self._start_fix([], CodeBlock(code, lang), rounds=1, note="")
+
+    def fix(self, text: str, note: str, rounds: int) -> None:
+        """/fix: run the newest runnable code; while it fails, show the model the error and run
+        its correction, up to ``rounds`` runs, every step shown and stored. /run: one run."""
+        msgs = self.ctx.storage.messages(self.current_id)
+        block = last_runnable([m.content for m in msgs if m.role == "assistant"])
+        if block is None:
+            self.chat_panel.show_error("There is no Python or shell code block in this conversation to run yet.")
+            return
+        if block.language == "shell" and not self.confirm_shell(block.code):
+            return
+        pending = self._tool_started(text)
+        if pending is None:
+            return
+        history = pending.history[:-1]
+        self._start_fix(history, block, rounds, note)
+
+    def _start_fix(self, history: list, block: CodeBlock, rounds: int, note: str) -> None:
+        engine, params, settings = self.engine, self.chat.params(), self.ctx.settings
+        conv, view, storage = self.current_id, self.chat_panel.view, self.ctx.storage
+
+        def job(ctx):
+            nonlocal block
+            result: RunResult | None = None
+            for n in range(1, rounds + 1):
+                ctx.partial(("begin", "output"))
+                result = run_code(block.code, block.language, cancelled=ctx.cancelled, confirmed_shell=True,
+                                  on_output=lambda _stream, text: ctx.partial(("text", text)))
+                ctx.partial(("ran", result))
+                if result.exit_code == 0 or result.cancelled or n == rounds:
+                    return n, result
+                request = fix_request(block, result, note)
+                ctx.partial(("request", request))
+                reserve = answer_reserve(engine.n_ctx, params.max_tokens)
+                messages = build_messages(settings.system_prompt, history + [{"role": "user", "content": request}],
+                                          engine.n_ctx - reserve, engine.count_message_tokens)
+                ctx.partial(("begin", "assistant"))
+                answer = engine.chat(messages, params, on_token=lambda t: ctx.partial(("text", t)),
+                                     cancelled=ctx.cancelled)
+                ctx.partial(("answered", answer.text))
+                history.extend([{"role": "user", "content": request}, {"role": "assistant", "content": answer.text}])
+                blocks = runnable_blocks(answer.text)
+                if answer.cancelled or not blocks:
+                    return n, result
+                block = blocks[-1]
+            return rounds, result
+
+        def partial(item) -> None:
+            kind, value = item
+            if kind == "begin":
+                view.begin_stream(value)
+            elif kind == "text":
+                view.append_stream(value)
+            elif kind == "ran":
+                note_ = value.summary() + ("" if value.isolation == "netns" else " · network blocked in Python only")
+                output = (value.stdout + value.stderr) or "(no output)"
+                if not view.streaming_text.strip():
+                    view.append_stream(output)
+                view.end_stream(note_)
+                storage.add_message(conv, "system", output, {"tool": "run", "summary": value.summary(),
+                                                            "exit_code": value.exit_code})
+            elif kind == "request":
+                view.add_message("user", value)
+                storage.add_message(conv, "user", value, {"tool": "fix"})
+            elif kind == "answered":
+                view.end_stream("fix")
+                if value.strip():
+                    storage.add_message(conv, "assistant", value, {"tool": "fix"})
+
+        def done(out) -> None:
+            n, result = out
+            self.chat_panel.set_busy(False)
+            ok = result is not None and result.exit_code == 0
+            self.stats_label.setText(("Runs cleanly" if ok else "Still failing") + f" after {n} run{'s' if n > 1 else ''}")
+            self._refresh_list()
+            self.code_ran.emit(out)
+
+        self.chat_panel.set_busy(True)
+        self.answer_job = (Job(job, name="sandbox", parent=self)
+                           .on_partial(partial).on_success(done).on_failure(self._tool_failed).start())
+
     # ---- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         self.poll_timer.stop()
@@ -960,6 +1175,11 @@ def _release(opened: dict) -> None:
         opened.pop("watcher").stop()
     if "index" in opened:
         opened.pop("index").close()
+
+
+def _shown_role(m) -> str:
+    """Sandbox output is stored as a system message (never part of a prompt) and shown as Output."""
+    return "output" if m.role == "system" and m.meta.get("tool") == "run" else m.role
 
 
 def _adapter_note(names: list[str]) -> str:
