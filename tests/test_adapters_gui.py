@@ -9,20 +9,15 @@ from PySide6.QtWidgets import QFileDialog
 
 from tests.adapter_zip import make_adapter_zip, tree, write_zip, adapter_members
 from app.core.engine import GenerationParams
-from app.core.paths import app_paths
-from app.ui.main_window import AppContext, MainWindow
+from tests import test_gui
 
 pytestmark = pytest.mark.gui
 PROMPT = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
 
 
 def open_window(qtbot, home):
-    ctx = AppContext.open(app_paths(home))
-    ctx.settings.generation.max_tokens = 12
-    w = MainWindow(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
+    w = test_gui.open_window(qtbot, home, max_tokens=12)
+    test_gui.wait_loaded(qtbot, w)
     return w
 
 
@@ -30,8 +25,7 @@ def open_window(qtbot, home):
 def window(qtbot, app_home):
     w = open_window(qtbot, app_home)
     yield w
-    w.close()
-    w.ctx.storage.close()
+    test_gui.close_window(w)
 
 
 def greedy(w):
@@ -91,16 +85,14 @@ def test_answers_record_the_adapter_and_the_choice_survives_a_restart(qtbot, app
         w.send("hello")
     last = w.ctx.storage.messages(w.current_id)[-1]
     assert last.meta["adapters"] == ["zero ×1.00"]
-    w.close()
-    w.ctx.storage.close()
+    test_gui.close_window(w)
 
     w2 = open_window(qtbot, app_home)  # the enabled adapter is applied at load, before any answer
     try:
         assert w2.engine.adapters == [(a.file.resolve(), 1.0)]
         assert w2.adapters_panel.item(a.id).checkState(0) == Qt.Checked
     finally:
-        w2.close()
-        w2.ctx.storage.close()
+        test_gui.close_window(w2)
 
 
 def test_refused_zip_shows_the_reason_and_keeps_the_folder(window, qtbot, monkeypatch, tmp_path):

@@ -9,9 +9,8 @@ import pytest
 from PySide6.QtCore import QUrl
 
 from app.core.net import policy
-from app.core.paths import app_paths
-from app.ui.main_window import AppContext, MainWindow
 from tests.fake_search import FakeSearch
+from tests.test_gui import close_window, open_window, wait_loaded
 from tests.test_web import ARTICLE
 
 pytestmark = pytest.mark.gui
@@ -28,16 +27,11 @@ def fake(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, app_home):
-    ctx = AppContext.open(app_paths(app_home))
-    ctx.settings.generation.max_tokens = 48
-    ctx.settings.offline = False  # offline is the default; these tests turn it on themselves
-    w = MainWindow(ctx)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
+    # offline is the default; these tests turn it on themselves
+    w = open_window(qtbot, app_home, max_tokens=48, offline=False)
+    wait_loaded(qtbot, w)
     yield w
-    w.close()
-    ctx.storage.close()
+    close_window(w)
 
 
 def stored(w):

@@ -29,8 +29,7 @@ class KeysDialog(QDialog):
         self.provider = QComboBox()
         for value, label in PROVIDERS:
             self.provider.addItem(label, value)
-        self.provider.setCurrentIndex(max(0, [v for v, _ in PROVIDERS].index(provider) if provider in
-                                             [v for v, _ in PROVIDERS] else 0))
+        self.provider.setCurrentIndex(max(0, self.provider.findData(provider)))
         self.fields: dict[str, QLineEdit] = {}
         self.save_buttons: dict[str, QPushButton] = {}
         self.remove_buttons: dict[str, QPushButton] = {}

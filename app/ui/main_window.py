@@ -899,16 +899,11 @@ class MainWindow(QMainWindow):
                     self.chat_panel.show_error("Say what to change after /code, e.g. /code add a docstring to fetch().")
                     return
                 edit = EditRequest(self.project, request)
-        try:
-            pending = self.chat.ask(self.current_id, text, edit)
-        except ValueError as e:
-            self.chat_panel.show_error(str(e))
+        pending = self._start_turn(text, edit)
+        if pending is None:
             return
         self._pending = pending
-        self._refresh_list()
-        self.chat_panel.show_error(None)
         view = self.chat_panel.view
-        view.add_message("user", pending.question.content)
         view.begin_stream()
         engine, params, chat = self.engine, self.chat.params(), self.chat
 
@@ -916,7 +911,6 @@ class MainWindow(QMainWindow):
             messages = chat.prompt(engine, pending)
             return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled)
 
-        self.chat_panel.set_busy(True)
         self.stats_label.setText("Thinking…")
         self.answer_job = (Job(job, name="generate", parent=self)
                            .on_partial(view.append_stream)
@@ -964,10 +958,10 @@ class MainWindow(QMainWindow):
         name = self.ctx.settings.search_provider
         return provider_for(name, secrets.get_key("tavily") if name == "tavily" else None)
 
-    def _tool_started(self, text: str) -> PendingAnswer | None:
-        """Store and show the user's request (titles a new conversation like a question)."""
+    def _start_turn(self, text: str, edit: EditRequest | None = None) -> PendingAnswer | None:
+        """Store and show the user's message (a question or a tool request) and mark the chat busy."""
         try:
-            pending = self.chat.ask(self.current_id, text)
+            pending = self.chat.ask(self.current_id, text, edit)
         except ValueError as e:
             self.chat_panel.show_error(str(e))
             return None
@@ -978,11 +972,7 @@ class MainWindow(QMainWindow):
         return pending
 
     def _tool_failed(self, e: BaseException) -> None:
-        self._pending = None
-        self.chat_panel.view.end_stream()
-        self.chat_panel.set_busy(False)
-        self.stats_label.setText("")
-        self.chat_panel.show_error(describe_error(e))
+        self._answer_failed(e)
         self.tool_failed.emit(describe_error(e))
 
     def web_search(self, text: str, query: str) -> None:
@@ -990,7 +980,7 @@ class MainWindow(QMainWindow):
         if not query:
             self.chat_panel.show_error("Say what to search for, e.g. /search asyncio timeout.")
             return
-        pending = self._tool_started(text)
+        pending = self._start_turn(text)
         if pending is None:
             return
         self.chat_panel.view.begin_stream()
@@ -1018,7 +1008,7 @@ class MainWindow(QMainWindow):
         if not task:
             self.chat_panel.show_error("Say what to find out, e.g. /web what changed in Python 3.13?")
             return
-        pending = self._tool_started(text)
+        pending = self._start_turn(text)
         if pending is None:
             return
         pending.history = pending.history[:-1] + [{"role": "user", "content": task}]
@@ -1078,7 +1068,7 @@ class MainWindow(QMainWindow):
             return
         if block.language == "shell" and not self.confirm_shell(block.code):
             return
-        pending = self._tool_started(text)
+        pending = self._start_turn(text)
         if pending is None:
             return
         history = pending.history[:-1]
