@@ -419,11 +419,9 @@ def run_code(code: str, language: str = "python", *, limits: SandboxLimits | Non
     if language == "shell" and not confirmed_shell:
         raise SandboxError(SHELL_NOT_CONFIRMED)
     interpreter = _python()
-    root = Path(tempfile.mkdtemp(prefix="offline-coder-run-")).resolve()
+    root = make_folder()
     try:
         home, tmp = root / ".home", root / ".tmp"
-        home.mkdir()
-        tmp.mkdir()
         if language == "python":
             script = root / "main.py"
             argv = [interpreter, "-I", "-u", "-B", "-X", "utf8", str(script)]
@@ -441,8 +439,31 @@ def run_code(code: str, language: str = "python", *, limits: SandboxLimits | Non
             shutil.rmtree(root, ignore_errors=True)
 
 
+def run_in_folder(root: Path, argv: list[str], *, limits: SandboxLimits | None = None,
+                  on_output: Callable[[str, str], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None, python: str | None = None) -> RunResult:
+    """Run a Python program (``argv``, its last item the script) in an already prepared
+    sandbox folder ``root`` (made by ``make_folder``), with the same isolation as ``run_code``.
+
+    ``python`` is the interpreter for the bootstrap as well as the program (for a project's
+    own virtualenv): in the python-guard fallback the bootstrap runs the script itself, so it
+    must be the same interpreter. The caller deletes ``root``."""
+    root = Path(root)
+    return _run(argv, "python", root, root / ".home", root / ".tmp", limits or SandboxLimits(),
+                on_output, cancelled, boot_python=python)
+
+
+def make_folder() -> Path:
+    """A fresh sandbox folder with its private HOME and TMPDIR (the caller deletes it)."""
+    root = Path(tempfile.mkdtemp(prefix="offline-coder-run-")).resolve()
+    (root / ".home").mkdir()
+    (root / ".tmp").mkdir()
+    return root
+
+
 def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limits: SandboxLimits,
-         on_output: Callable[[str, str], None] | None, cancelled: Callable[[], bool] | None) -> RunResult:
+         on_output: Callable[[str, str], None] | None, cancelled: Callable[[], bool] | None,
+         boot_python: str | None = None) -> RunResult:
     status_r, status_w = os.pipe()
     cfg = {
         "status_fd": status_w, "root": str(root), "argv": argv, "language": language,
@@ -451,7 +472,7 @@ def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limi
     }
     # The bootstrap runs under the same flags as the code: in the python-guard case it IS the
     # code's interpreter. -I ignores PYTHON* variables, hence -u -B -X utf8.
-    boot = [_python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
+    boot = [boot_python or _python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
     kwargs: dict = {}
     if os.name == "posix":
         kwargs.update(start_new_session=True, pass_fds=(status_w,))
