@@ -94,3 +94,43 @@ def test_keys_dialog_without_a_keyring_says_so(qtbot, no_keyring):
     d.fields["tavily"].setText(SECRET)
     d.save("tavily")  # even if reached, nothing is stored and the reason shows
     assert not d.error.isHidden() and "plain text" in d.error.text()
+
+
+CRASHING_CHILD = r'''
+import sys, threading
+import keyring
+from tests.memory_keyring import MemoryKeyring
+from app.core import secrets
+from app.core.logs import install_crash_handler, log, setup_logging
+
+keyring.set_keyring(MemoryKeyring())
+secrets.set_key("tavily", SECRET)
+logs = sys.argv[1]
+setup_logging(__import__("pathlib").Path(logs))
+log.warning("provider said: bad key %s", SECRET)
+install_crash_handler(__import__("pathlib").Path(logs))
+t = threading.Thread(target=lambda: (_ for _ in ()).throw(RuntimeError("thread failed with " + SECRET)))
+t.start(); t.join()
+raise ValueError("request to https://api.example/?key=" + SECRET + " failed")
+'''
+
+
+def test_keys_never_reach_the_log_or_crash_reports(tmp_path):
+    """A real crash (main thread and a worker thread) in a child process that holds a key."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    logs = tmp_path / "logs"
+    code = f"SECRET = {SECRET!r}\n" + CRASHING_CHILD
+    proc = subprocess.run([sys.executable, "-c", code, str(logs)], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=60)
+    assert proc.returncode == 1 and "ValueError" in proc.stderr  # the previous hook still prints
+    reports = sorted(logs.glob("crash-*.txt"))
+    assert len(reports) == 2
+    texts = [p.read_text() for p in reports] + [(logs / "offline-coder.log").read_text()]
+    assert all(SECRET not in t for t in texts)
+    joined = "\n".join(texts)
+    assert "thread failed with <tavily key removed>" in joined
+    assert "key=<tavily key removed> failed" in joined and "bad key <tavily key removed>" in joined
+    assert "unhandled ValueError in the main thread" in joined
