@@ -1,7 +1,9 @@
 """Command line: ``python -m app`` opens the window; ``python -m app ask "..."`` answers in
 the terminal with the same engine (for scripts, benchmarks and headless machines);
 ``index`` and ``search`` build and query a project's index as the Project panel does;
-``adapters list|import ZIP`` manages LoRA adapters as the Adapters panel does."""
+``adapters list|import ZIP`` manages LoRA adapters as the Adapters panel does;
+``doctor [--json]`` is Help → System check (exit status 1 when something needed is broken);
+``export-chats OUT.jsonl`` is File → Export training data."""
 
 from __future__ import annotations
 
@@ -39,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     adapters = sub.add_parser("adapters", help="list the LoRA adapters, or import one from a zip")
     adapters.add_argument("action", choices=["list", "import"])
     adapters.add_argument("zip", nargs="?", help="the <name>-lora.zip from training/colab_training.ipynb")
+    doctor = sub.add_parser("doctor", help="check the installation; exit status 0 when everything needed works")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--full", action="store_true", help="re-read the whole model file for its checksum")
+    chats = sub.add_parser("export-chats", help="write well-rated conversations as training data (JSONL), "
+                                                "as File → Export training data does")
+    chats.add_argument("out", help="the .jsonl file to write")
+    chats.add_argument("--all", action="store_true", help="every answer not rated down, not only the rated ones")
+    chats.add_argument("--min-chars", type=int, default=0, help="leave out answers shorter than this")
+    chats.add_argument("--since", help="first day, YYYY-MM-DD")
+    chats.add_argument("--until", help="last day, YYYY-MM-DD")
+    chats.add_argument("--project", help="only conversations used with this project folder")
     return p
 
 
@@ -123,7 +136,7 @@ def cmd_ask(args) -> int:
     if args.max_tokens:
         params.max_tokens = args.max_tokens
     budget = engine.n_ctx - answer_reserve(engine.n_ctx, params.max_tokens)
-    system, sources = settings.system_prompt, []
+    system, sources = _with_rules(args.home, args.project, settings, engine, budget), []
     if args.project:
         from app.core.index.context import PROMPT_CHUNKS, with_project_context
         from app.core.index.rank import RankWeights
@@ -160,6 +173,26 @@ def cmd_ask(args) -> int:
     return 0 if result.text.strip() else 1
 
 
+def _with_rules(home, project: str | None, settings, engine, budget: int) -> str:
+    """The system prompt with the user's standing rules (the global ones and the project's),
+    as the window sends it."""
+    from app.core.chat import ChatService
+    from app.core.paths import app_paths
+    from app.core.storage import Storage, StorageError
+
+    try:
+        storage = Storage(app_paths(home).database)
+    except StorageError as e:
+        print(f"warning: {e} Answering without your rules.", file=sys.stderr)
+        return settings.system_prompt
+    try:
+        chat = ChatService(storage, settings)
+        chat.project = Path(project).expanduser().resolve() if project else None
+        return chat.base_system(engine, chat.rules_now(), budget)[0]
+    finally:
+        storage.close()
+
+
 def _display_problem() -> str | None:
     """Qt aborts with a misleading xcb-cursor message when there is no display at all."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -185,6 +218,9 @@ def cmd_gui(args) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("org.offlinecoder.OfflineCoder")  # the .desktop file (Wayland app id)
+    from app.ui.app_icon import app_icon
+    app.setWindowIcon(app_icon())
     try:
         ctx = AppContext.open(app_paths(args.home))
     except (StorageError, OSError) as e:
@@ -193,8 +229,24 @@ def cmd_gui(args) -> int:
     if sys.platform.startswith("linux"):
         from app.core.net.firewall.client import FirewallClient
         ctx.firewall = FirewallClient()
+    from PySide6.QtCore import QObject, Signal
+
+    from app.core.logs import install_crash_handler, log, setup_logging
+
+    class Crashes(QObject):  # a crash on any thread reaches the window through a queued signal
+        reported = Signal(str)
+
+    setup_logging(ctx.paths.log_dir)
+    log.info("started %s %s", APP_NAME, __version__)
+    crashes = Crashes()
+    install_crash_handler(ctx.paths.log_dir, lambda path, message: crashes.reported.emit(
+        f"Something went wrong ({message}). A report without keys or file contents was saved to {path}."))
     window = MainWindow(ctx)
+    crashes.reported.connect(window.chat_panel.show_error)
     window.show()
+    from app import smoke  # OFFLINE_CODER_SMOKE=1: the packaging checks' mode (app/smoke.py)
+    if smoke.enabled():
+        smoke.attach(app, window)
     rc = app.exec()
     ctx.storage.close()
     return rc
@@ -244,8 +296,60 @@ def cmd_adapters(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from app.core import doctor
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+
+    paths = app_paths(args.home).ensure()
+    checks = doctor.run_checks(paths, Settings.load(paths.settings_file), full_hash=args.full)
+    print(doctor.to_json(checks) if args.json else doctor.format_report(checks).rstrip("\n"))
+    return doctor.exit_code(checks)
+
+
+def cmd_export_chats(args) -> int:
+    from datetime import date
+
+    from app.core.paths import app_paths
+    from app.core.settings import Settings
+    from app.core.storage import Storage, StorageError
+    from app.core.training_export import ExportError, ExportFilter, export_training_data
+
+    try:
+        since, until = (date.fromisoformat(d) if d else None for d in (args.since, args.until))
+    except ValueError as e:
+        print(f"error: {e}; give dates as YYYY-MM-DD", file=sys.stderr)
+        return 2
+    paths = app_paths(args.home)
+    project = str(Path(args.project).expanduser().resolve()) if args.project else None
+    filt = ExportFilter(only_rated=not args.all, min_chars=args.min_chars, since=since, until=until, project=project)
+    try:
+        storage = Storage(paths.database)
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        report = export_training_data(storage, Path(args.out), filt,
+                                      system_prompt=Settings.load(paths.settings_file).system_prompt)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+    print(report.summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["--firewall-helper"]:
+        # The frozen app's privileged helper (app/core/net/firewall/client.py; root only).
+        from app.core.net.firewall.helper import main as helper_main
+        return helper_main(raw[1:])
+    if raw[:1] == ["--net-probe"]:
+        # Verify's child in a frozen app (app/core/net/verify.py): before the guard is installed.
+        from app.core.net.verify import probe_main
+        return probe_main(raw[1:])
     if raw[:1] == ["--probe-adapter"]:
         # The frozen app probes an adapter in a child of itself (app/core/adapters/probe.py).
         from app.core.adapters.probe import main as probe_main
@@ -260,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_search(args)
     if args.command == "adapters":
         return cmd_adapters(args)
+    if args.command == "doctor":
+        return cmd_doctor(args)
+    if args.command == "export-chats":
+        return cmd_export_chats(args)
     return cmd_gui(args)
 
 

@@ -162,8 +162,13 @@ def test_notebook_runs_end_to_end_on_cpu(notebook, tmp_path, tmp_path_factory, m
     zip_path = out / "tiny-lora.zip"
     assert str(zip_path) in output("export") and "Adapter:" in output("download")
     with zipfile.ZipFile(zip_path) as z:
-        assert sorted(z.namelist()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+        assert sorted(z.namelist()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json",
+                                        "validation.jsonl"]
         manifest = json.loads(z.read("manifest.json"))
+        validation = [json.loads(line) for line in z.read("validation.jsonl").decode().splitlines()]
+    # the eval split travels in the zip, for the app's verdict on the adapter
+    assert len(validation) == manifest["data"]["eval"] >= 1
+    assert all(set(row) == {"messages"} and row["messages"][-1]["role"] == "assistant" for row in validation)
     assert manifest["format"] == "offline-coder-lora" and manifest["base_model"] == str(model_dir)
     assert isinstance(manifest["eval_loss_before"], float) and isinstance(manifest["eval_loss_after"], float)
     assert manifest["train_steps"] == 2

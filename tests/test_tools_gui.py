@@ -119,3 +119,67 @@ def test_fix_without_code_says_so(window):
     window.current_id = window.ctx.storage.create_conversation().id
     window.send("/fix")
     assert "no Python or shell code block" in window.chat_panel.error.text()
+
+
+FIXED_CALC = "calc.py\n```python\ndef add(a, b):\n    return a + b\n```\n"
+
+
+@pytest.fixture
+def failing_project(tmp_path):
+    from tests.test_project_tests import make_project
+    return make_project(tmp_path / "calcproj")
+
+
+def test_fix_runs_the_projects_tests_asks_for_a_change_and_reruns_after_apply(window, qtbot, failing_project):
+    """Round 1 is all real: the tests fail in the sandbox, the real model gets the failure with
+    calc.py and answers. The starter model cannot write the right fix, so the test then offers
+    the change a better model would (through the same Changes pane) and applies it: round 2
+    must start by itself and pass."""
+    w = window
+    w.ctx.settings.fix_rounds = 3
+    w.open_project(failing_project)
+    w.current_id = w.ctx.storage.create_conversation().id
+    with qtbot.waitSignal(w.changes_planned, timeout=120_000):
+        with qtbot.waitSignal(w.answer_finished, timeout=120_000):
+            w.send("/fix")
+    msgs = stored(w)
+    runs = [m for m in msgs if m.meta.get("tests")]
+    assert len(runs) == 1 and "FAILED tests/test_calc.py::test_add" in runs[0].content
+    assert runs[0].meta["round"] == 1 and runs[0].meta["exit_code"] == 1
+    request = [m for m in msgs if m.role == "user" and m.content.startswith("The project's tests fail")]
+    assert len(request) == 1 and "Files involved: calc.py, tests/test_calc.py" in request[0].content
+    assert w._pending is None and msgs[-1].role == "assistant"  # the model's answer is kept
+    assert w.test_fixer.active and (failing_project / "calc.py").read_text().endswith("a - b\n")
+    text = w.chat_panel.view.toPlainText()
+    assert "round 1/3 · tests fail" in text and "assert -1 == 5" in text
+
+    with qtbot.waitSignal(w.changes_planned, timeout=10_000):
+        w.show_changes(FIXED_CALC, None)
+    with qtbot.waitSignal(w.test_fixer.finished, timeout=60_000) as done:
+        w.changes_panel.apply_button.click()
+    rounds, run, reason = done.args[0]
+    assert rounds == 2 and run.passed and reason == "Tests pass after 2 rounds"
+    assert [m.meta["exit_code"] for m in stored(w) if m.meta.get("tests")] == [1, 0]
+    assert w.stats_label.text() == reason and not w.test_fixer.active
+
+
+def test_fix_on_tests_stops_when_the_rounds_are_used_up(window, qtbot, failing_project):
+    w = window
+    w.ctx.settings.fix_rounds = 1
+    w.open_project(failing_project)
+    w.current_id = w.ctx.storage.create_conversation().id
+    with qtbot.waitSignal(w.test_fixer.finished, timeout=60_000) as done:
+        w.send("/fix tests")
+    assert done.args[0][2] == "Still failing after 1 round"
+    assert not any(m.role == "assistant" for m in stored(w))  # the model was not asked
+
+
+def test_fix_code_still_means_the_code_block_with_a_project_open(window, qtbot, failing_project):
+    w = window
+    w.ctx.settings.fix_rounds = 1
+    w.open_project(failing_project)
+    w.current_id = w.ctx.storage.create_conversation().id
+    w.ctx.storage.add_message(w.current_id, "assistant", "```python\nprint(6 * 7)\n```\n")
+    with qtbot.waitSignal(w.code_ran, timeout=30_000) as sig:
+        w.send("/fix code")
+    assert sig.args[0][1].stdout.strip() == "42"

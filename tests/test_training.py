@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 
 from tests.tiny_model import build_tiny_model  # noqa: E402
 from training.data import (  # noqa: E402
+    format_summary,
     from_chat_export,
     from_codealpaca,
     from_evol_instruct,
@@ -198,6 +199,30 @@ def test_prepare_rejects_nothing_usable_and_bad_arguments():
         prepare({"x": [pair("a", "b")]}, eval_fraction=1.0)
     with pytest.raises(ValueError, match="max_per_source"):
         prepare({"x": [pair("a", "b")]}, max_per_source=0)
+
+
+def test_a_split_key_from_the_apps_export_is_kept():
+    def chat(i, split=None):
+        row = pair(f"chat question {i}", f"chat answer {i}")
+        return {**row, "split": split, "source": "rated"} if split else row
+
+    assert from_chat_export(chat(1, "valid")) == {**pair("chat question 1", "chat answer 1"), "split": "valid"}
+    assert "split" not in from_chat_export({**pair("q", "a"), "split": "test"})  # not a side we know
+    chats = [chat(i, "valid" if i % 4 == 0 else "train") for i in range(20)]  # 5 valid, 15 train
+    public = [pair(f"question {i}", f"answer {i}") for i in range(100)]
+    data = prepare({"codealpaca": public, "my_chats": normalise("my_chats", chats)}, seed=5)
+    eval_chats = sorted(r["messages"][0]["content"] for r in data.eval if r["messages"][0]["content"].startswith("chat"))
+    assert eval_chats == sorted(f"chat question {i}" for i in range(0, 20, 4))  # exactly the app's valid rows
+    assert len(data.eval) == 15  # the 5 marked rows and 10% of the 100 public ones
+    assert all(set(r) == {"messages"} for r in data.train + data.eval)
+    assert data.summary["split_from_file"] == 20 and "20 rows kept the side" in format_summary(data.summary)
+    again = prepare({"codealpaca": public, "my_chats": normalise("my_chats", chats)}, seed=5)
+    assert again.train == data.train and again.eval == data.eval
+    # Only app rows, all marked valid: one still goes to training.
+    only_valid = prepare({"my_chats": [chat(i, "valid") for i in range(3)]})
+    assert (len(only_valid.train), len(only_valid.eval)) == (1, 2)
+    # No split keys: the seeded 90/10 split as before.
+    assert prepare({"codealpaca": public}, seed=7).summary["split_from_file"] == 0
 
 
 # --- the modules stand alone (the notebook pastes them into one namespace) ------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from app.core.adapters.convert import _rope_permute
 from app.core.adapters.importer import ModelChoice, import_adapter
 from app.core.adapters.store import AdapterStore
+from app.core.adapters.verdict import BETTER, evaluate_stored
 from app.core.engine import GenerationParams
 from app.core.models.embedded import FILE_NAME
 
@@ -51,7 +53,8 @@ def trained_zip(tmp_path_factory, starter_path):
     model = train.add_lora(model, cfg)
     result = train.train(model, tokenizer, prepared.train, prepared.eval, cfg)
     manifest = export.build_manifest(model, cfg, result, prepared.summary)
-    out = export.export_zip(model, manifest, tmp_path_factory.mktemp("zip") / "zephyr-lora.zip")
+    out = export.export_zip(model, manifest, tmp_path_factory.mktemp("zip") / "zephyr-lora.zip",
+                            validation=prepared.eval)
     del model
     gc.collect()
     return out, result, manifest, permutation_ok
@@ -103,3 +106,22 @@ def test_the_fine_tuned_fact_comes_out_of_llama_cpp_only_with_the_adapter(traine
     assert FACT in tuned, tuned
     assert FACT not in before and FACT not in after and FACT not in scaled_off
     assert after == before
+
+
+def test_the_verdict_on_its_validation_split_favours_the_adapter(trained_zip, engine, starter_path, tmp_path):
+    """The zip carries the validation split (a paraphrase of the fact, unseen in training); the
+    app measures base vs base + adapter on it with llama.cpp, as the notebook did with torch."""
+    zip_path, result, _manifest, _ = trained_zip
+    with zipfile.ZipFile(zip_path) as z:
+        assert "validation.jsonl" in z.namelist()
+    store = AdapterStore(tmp_path / "adapters")
+    a = import_adapter(zip_path, store, [ModelChoice("starter", starter_path)])
+    assert a.validation_file is not None
+    v = evaluate_stored(engine, store, a.id)
+    assert v.adapter_loss < v.base_loss and v.kind == BETTER
+    assert v.text.startswith("Lower perplexity on its validation split by ") and "keep it enabled" in v.text
+    assert store.get(a.id).verdict["kind"] == BETTER
+    assert engine.adapters == []
+    # the same assistant tokens, the same (dequantised) weights: llama.cpp agrees with torch
+    assert v.base_loss == pytest.approx(result.eval_loss_before, rel=0.1)
+    assert v.adapter_loss == pytest.approx(result.eval_loss_after, rel=0.25, abs=0.05)

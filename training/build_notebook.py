@@ -168,7 +168,8 @@ EXPORT = """\
 # Default name: the base model's, e.g. qwen2.5-coder-1.5b-instruct-lora.zip
 name = OUTPUT_NAME or cfg.base_model.rstrip("/").split("/")[-1].lower()
 manifest = build_manifest(model, cfg, result, data.summary)
-zip_path = export_zip(model, manifest, Path(OUTPUT_DIR) / f"{name}-lora.zip")
+# The validation rows travel in the zip: the app measures the adapter on them when importing it.
+zip_path = export_zip(model, manifest, Path(OUTPUT_DIR) / f"{name}-lora.zip", validation=data.eval)
 print(f"wrote {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB)")
 """
 

@@ -80,15 +80,26 @@ def _clean_messages(messages: Any) -> list[dict] | None:
     return cleaned
 
 
+SPLITS = {"train": "train", "valid": "eval", "validation": "eval", "eval": "eval"}
+"""A row's ``split`` key (written by the app's export) and the side of the split it goes to."""
+
+
 def from_chat_export(row: dict) -> dict | None:
     """A chat exported by the app (``{"messages": [{"role", "content"}, ...]}``), validated.
 
     System messages are kept (the app's system prompt is part of what the model should learn to
-    follow); other keys on the row or on messages (ids, timestamps) are ignored."""
+    follow). A ``split`` of ``"train"`` or ``"valid"`` is kept, so :func:`prepare` puts the row on
+    the side the app chose; other keys on the row or on messages (ids, timestamps, ``source``)
+    are ignored."""
     if not isinstance(row, dict):
         return None
     messages = _clean_messages(row.get("messages"))
-    return None if messages is None else {"messages": messages}
+    if messages is None:
+        return None
+    out = {"messages": messages}
+    if row.get("split") in SPLITS:
+        out["split"] = row["split"]
+    return out
 
 
 NORMALISERS: dict[str, Callable[[dict], dict | None]] = {
@@ -169,6 +180,10 @@ def prepare(
     each source's unique rows (so a 1,000-row cap spreads over the whole data set rather than its
     first pages). The pooled rows are shuffled with ``seed`` and the first ``eval_fraction`` of them
     (at least ``min_eval``, always leaving one for training) become the eval set.
+
+    A row with a ``split`` key (``"train"`` or ``"valid"``, as the app's export writes them) goes to
+    that side as it is, so the app's split (by conversation, stable across exports) is kept; the
+    rows without one are split as above among themselves.
     """
     if not 0 <= eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
@@ -191,7 +206,8 @@ def prepare(
                 counts["duplicates"] += 1
                 continue
             seen.add(key)
-            unique.append({"messages": messages})
+            side = SPLITS.get(row.get("split")) if isinstance(row.get("split"), str) else None
+            unique.append({"messages": messages, "_side": side})
         if max_per_source is not None and len(unique) > max_per_source:
             # A string seed is hashed deterministically (unlike hash(), it ignores PYTHONHASHSEED).
             keep = sorted(random.Random(f"{seed}:{name}").sample(range(len(unique)), max_per_source))
@@ -203,9 +219,23 @@ def prepare(
 
     if not pooled:
         raise ValueError(f"no usable examples in the data ({_describe(per_source)})")
-    random.Random(seed).shuffle(pooled)
+    fixed_train = [{"messages": r["messages"]} for r in pooled if r["_side"] == "train"]
+    fixed_eval = [{"messages": r["messages"]} for r in pooled if r["_side"] == "eval"]
+    free = [{"messages": r["messages"]} for r in pooled if r["_side"] is None]
+    rng = random.Random(seed)
+    rng.shuffle(free)
     n = len(pooled)
-    n_eval = min(max(min_eval, round(n * eval_fraction)), n - 1) if n > 1 else 0
+    # Eval rows taken from the rows without a side: their own eval_fraction (and at least
+    # min_eval eval rows in all), leaving one row for training.
+    take = max(min_eval - len(fixed_eval), round(len(free) * eval_fraction))
+    take = max(0, min(take, len(free), n - 1 - len(fixed_eval))) if n > 1 else 0
+    eval_rows, train_rows = fixed_eval + free[:take], fixed_train + free[take:]
+    if fixed_train or fixed_eval:
+        if not train_rows and len(eval_rows) > 1:
+            train_rows.append(eval_rows.pop())  # every row was marked valid: training needs one
+        rng.shuffle(eval_rows)
+        rng.shuffle(train_rows)
+    n_eval = len(eval_rows)
     summary = {
         "sources": per_source,
         "rows": sum(c["rows"] for c in per_source.values()),
@@ -214,11 +244,12 @@ def prepare(
         "capped": sum(c["capped"] for c in per_source.values()),
         "train": n - n_eval,
         "eval": n_eval,
+        "split_from_file": len(fixed_train) + len(fixed_eval),
         "seed": seed,
         "eval_fraction": eval_fraction,
         "max_per_source": max_per_source,
     }
-    return Prepared(train=pooled[n_eval:], eval=pooled[:n_eval], summary=summary)
+    return Prepared(train=train_rows, eval=eval_rows, summary=summary)
 
 
 def _describe(per_source: dict[str, dict]) -> str:
@@ -234,4 +265,6 @@ def format_summary(summary: dict) -> str:
     for name, c in summary["sources"].items():
         lines.append(f"{name:<16}{c['rows']:>8}{c['invalid']:>9}{c['duplicates']:>8}{c['capped']:>8}{c['used']:>8}")
     lines.append(f"train: {summary['train']}   eval: {summary['eval']}   (seed {summary['seed']})")
+    if summary.get("split_from_file"):
+        lines.append(f"{summary['split_from_file']} rows kept the side of the split their file gave them")
     return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 Pasted verbatim into the Colab notebook, so it uses only the standard library (plus the peft model
 it is given) and nothing from the rest of ``training``. The zip format is a contract with
-``app/core/adapters`` and is described in training/README.md: exactly three files at the top level,
-``adapter_model.safetensors`` and ``adapter_config.json`` as peft writes them, and ``manifest.json``.
+``app/core/adapters`` and is described in training/README.md: three files at the top level,
+``adapter_model.safetensors`` and ``adapter_config.json`` as peft writes them, and ``manifest.json``,
+plus ``validation.jsonl`` (the validation split, so the app can measure the adapter on it) when
+there is one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 MANIFEST = "manifest.json"
 ZIP_MEMBERS = (ADAPTER_WEIGHTS, ADAPTER_CONFIG, MANIFEST)
+VALIDATION = "validation.jsonl"  # optional: the eval rows, for the app's verdict on the adapter
+MAX_VALIDATION_ROWS = 200
+MAX_VALIDATION_BYTES = 2 * 1024 * 1024
 MANIFEST_KEYS = (
     "format", "format_version", "base_model", "base_revision", "architecture",
     "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "vocab_size",
@@ -87,16 +92,33 @@ def build_manifest(model: Any, cfg: Any, result: Any, data_summary: dict) -> dic
     }
 
 
-def export_zip(model: Any, manifest: dict, out_path: str | Path) -> Path:
+def validation_jsonl(rows: list[dict]) -> str:
+    """The validation rows as JSON Lines of ``{"messages": [...]}``: the first
+    ``MAX_VALIDATION_ROWS`` that fit ``MAX_VALIDATION_BYTES`` (the app's import caps)."""
+    lines: list[str] = []
+    size = 0
+    for row in rows[:MAX_VALIDATION_ROWS]:
+        line = json.dumps({"messages": row["messages"]}, ensure_ascii=False) + "\n"
+        n = len(line.encode("utf-8"))
+        if size + n > MAX_VALIDATION_BYTES:
+            continue
+        lines.append(line)
+        size += n
+    return "".join(lines)
+
+
+def export_zip(model: Any, manifest: dict, out_path: str | Path, validation: list[dict] | None = None) -> Path:
     """Write the adapter zip and return its path.
 
     The adapter is saved with peft's ``save_pretrained`` (safetensors) into a scratch folder; the
     zip is written next to ``out_path`` under a temporary name and renamed over it only once
-    complete, so an interrupted export never leaves a half zip that looks finished."""
+    complete, so an interrupted export never leaves a half zip that looks finished. ``validation``
+    (the eval rows) adds ``validation.jsonl``, which the app evaluates the adapter on."""
     missing = [k for k in MANIFEST_KEYS if k not in manifest]
     if missing:
         raise ValueError(f"manifest lacks {', '.join(missing)}")
     manifest_text = json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+    validation_text = validation_jsonl(validation) if validation else ""
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +136,8 @@ def export_zip(model: Any, manifest: dict, out_path: str | Path) -> Path:
                     z.write(saved / ADAPTER_WEIGHTS, ADAPTER_WEIGHTS)
                     z.write(saved / ADAPTER_CONFIG, ADAPTER_CONFIG)
                     z.writestr(MANIFEST, manifest_text)
+                    if validation_text:
+                        z.writestr(VALIDATION, validation_text)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(part, 0o644)  # mkstemp's 0600 would make a shared download unreadable to others

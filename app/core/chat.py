@@ -1,17 +1,20 @@
 """A conversation turn: what is sent to the model and what is kept.
 
 The UI and the CLI both go through here, so the prompt the model sees is built in one place:
-system prompt, then as much recent history as fits the context, then the new question.
+system prompt (with the user's standing rules), then as much recent history as fits the
+context, then the new question.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from app.core.edit_prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
 from app.core.index.context import with_project_context
+from app.core.rules import RULES_SHARE, fit_rules
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
 
@@ -67,6 +70,9 @@ class PendingAnswer:
     sources: list[Hit] | None = None  # set by prompt(): the project chunks the model saw
     web: str | None = None  # /web: the pages' text block for the system prompt (set on the worker)
     web_urls: list[str] | None = None  # /web: the pages it came from, kept as the answer's sources
+    rules: list[str] = field(default_factory=list)  # the standing rules that apply, newest first
+    rules_left_out: int = 0  # set by prompt(): rules that did not fit their share of the prompt
+    messages: list[Message] | None = None  # set by prompt(): what was sent to the model
 
 
 class ChatService:
@@ -77,20 +83,38 @@ class ChatService:
         self.settings = settings
         # Project search (set while a project is open): question -> ranked chunks.
         self.retriever: Callable[[str], list[Hit]] | None = None
+        # The open project folder: its rules apply and conversations are marked with it.
+        self.project: Path | None = None
 
     def ask(self, conversation_id: int, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """Store the question now (so a crash cannot lose it) and title a new conversation."""
         question = question.strip()
         if not question:
             raise ValueError("Type a question first.")
-        is_first = not self.storage.messages(conversation_id)
+        is_first = not any(m.role == "user" for m in self.storage.messages(conversation_id))
         stored = self.storage.add_message(conversation_id, "user", question)
         conv = self.storage.conversation(conversation_id)
         if is_first and conv is not None and conv.title == DEFAULT_TITLE:
             self.storage.rename_conversation(conversation_id, title_from(question))
+        if self.project is not None and conv is not None and conv.project != str(self.project):
+            self.storage.set_conversation_project(conversation_id, self.project)
         history = [m.as_chat() for m in self.storage.messages(conversation_id)
                    if m.role in ("user", "assistant")]
-        return PendingAnswer(conversation_id, stored, history, edit)
+        return PendingAnswer(conversation_id, stored, history, edit, rules=self.rules_now())
+
+    def rules_now(self) -> list[str]:
+        """The standing rules for the open project (global ones too), newest first. Reads the
+        database: call it on the GUI thread and hand the list to the worker."""
+        return [r.text for r in self.storage.active_rules(self.project)]
+
+    def base_system(self, engine: Engine, rules: Sequence[str], budget: int) -> tuple[str, int]:
+        """The system prompt with the rules that fit ``RULES_SHARE`` of ``budget`` tokens, and
+        how many rules were left out (the oldest)."""
+        system = self.settings.system_prompt
+        block, left_out = fit_rules(rules, int(budget * RULES_SHARE), engine.count_tokens)
+        if block:
+            system = f"{system}\n\n{block}" if system else block
+        return system, left_out
 
     def params(self) -> GenerationParams:
         g = self.settings.generation
@@ -101,7 +125,8 @@ class ChatService:
         """The messages to send. Touches no storage, so it may run on the worker thread."""
         reserve = answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
         budget = engine.n_ctx - reserve
-        system, history = self.settings.system_prompt, pending.history
+        system, pending.rules_left_out = self.base_system(engine, pending.rules, budget)
+        history = pending.history
         if pending.web:
             # /web: the pages read for this question take the place of project code.
             system = f"{system}\n\n{pending.web}" if system else pending.web
@@ -116,7 +141,8 @@ class ChatService:
             system, ctx = with_project_context(system, self.retriever(history[-1]["content"]),
                                                self.settings.retrieval.context_tokens, budget, engine.count_tokens)
             pending.sources = ctx.hits
-        return build_messages(system, history, budget, engine.count_message_tokens)
+        pending.messages = build_messages(system, history, budget, engine.count_message_tokens)
+        return pending.messages
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str,
                adapters: list[str] | None = None) -> StoredMessage | None:
@@ -140,5 +166,7 @@ class ChatService:
         if pending.web_urls:
             meta["sources"] = list(pending.web_urls)
             meta["tool"] = "web"
+        if pending.rules_left_out:
+            meta["rules_left_out"] = pending.rules_left_out
         return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
 

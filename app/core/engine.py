@@ -7,6 +7,7 @@ the CLI on the main thread.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -244,34 +245,219 @@ class Engine:
         Only adapters the importer converted and probed belong here (a bad adapter file
         can crash llama.cpp; see app/core/adapters/probe.py).
         """
+        with self._lock:
+            self.adapters = self._apply_adapters(adapters)
+
+    def _apply_adapters(self, adapters: Sequence[tuple[Path | str, float]], free_unused: bool = True
+                        ) -> list[tuple[Path, float]]:
+        """set_adapters' work; the caller holds the lock. ``free_unused=False`` keeps the other
+        loaded adapters' handles (an evaluation puts them back right after)."""
         import ctypes
 
         import llama_cpp
 
         wanted = [(str(Path(p).resolve()), float(s)) for p, s in adapters]
-        with self._lock:
-            for path, _ in wanted:
-                if path not in self._lora:
-                    handle = llama_cpp.llama_adapter_lora_init(self._llm._model.model, path.encode())
-                    if not handle:
-                        raise EngineError(f"llama.cpp could not load the adapter {path}.")
-                    self._lora[path] = handle
-            n = len(wanted)
-            handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[self._lora[p] for p, _ in wanted])
-            scales = (ctypes.c_float * max(n, 1))(*[s for _, s in wanted])
-            if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, handles if n else None, n,
-                                                 scales if n else None) != 0:
-                raise EngineError("llama.cpp could not apply the adapters.")
-            self._llm.reset()
+        for path, _ in wanted:
+            if path not in self._lora:
+                handle = llama_cpp.llama_adapter_lora_init(self._llm._model.model, path.encode())
+                if not handle:
+                    raise EngineError(f"llama.cpp could not load the adapter {path}.")
+                self._lora[path] = handle
+        n = len(wanted)
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[self._lora[p] for p, _ in wanted])
+        scales = (ctypes.c_float * max(n, 1))(*[s for _, s in wanted])
+        if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, handles if n else None, n,
+                                             scales if n else None) != 0:
+            raise EngineError("llama.cpp could not apply the adapters.")
+        self._llm.reset()
+        if free_unused:
             for path in [p for p in self._lora if p not in dict(wanted)]:
                 llama_cpp.llama_adapter_lora_free(self._lora.pop(path))
-            self.adapters = [(Path(p), s) for p, s in wanted]
+        return [(Path(p), s) for p, s in wanted]
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()
             self._llm = None
+
+    # ---- likelihood of text (adapter verdicts) ----------------------------------------------
+    # How well the model predicts a text: the negative log-likelihood of its tokens, computed
+    # on the live context (so applied adapters count), window by window and batch by batch,
+    # with logits fetched only for the positions whose next token is scored, and no more of
+    # them per decode than fit SCORE_LOGITS_BYTES (a 152k vocabulary costs 0.6 MB a row).
+
+    def encode_text(self, text: str) -> "ScoredTokens":
+        """A plain text as the model reads it (BOS first if the model wants one); every token
+        after the first is scored."""
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return ScoredTokens(tokens, [False] + [True] * (len(tokens) - 1))
+
+    def encode_chat(self, messages: Sequence[Message]) -> "ScoredTokens":
+        """A conversation through the model's chat template, as the app prompts it; the scored
+        tokens are those of the assistant turns (their content and end-of-turn marker), the
+        tokens the notebook's training loss and validation loss cover (training/train.py
+        ``encode``: the same spans, found the same way)."""
+        import llama_cpp
+
+        template = self.model.info.chat_template
+        if not template:
+            raise EngineError("This model has no chat template, so chat examples cannot be scored with it.")
+        eos = self._llm._model.token_get_text(self._llm.token_eos()) if self._llm.token_eos() != -1 else ""
+        bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
+
+        def render(msgs, generation_prompt: bool) -> str:
+            fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=generation_prompt)
+            return fmt(messages=[{"role": m["role"], "content": m["content"]} for m in msgs]).prompt
+
+        msgs = list(messages)
+        full = render(msgs, False)
+        spans: list[tuple[int, int]] = []  # byte ranges of the assistant turns
+        for i, m in enumerate(msgs):
+            if m["role"] != "assistant":
+                continue
+            start = render(msgs[:i], True) if i else ""
+            end = render(msgs[:i + 1], False)
+            if not (full.startswith(start) and full.startswith(end)):
+                raise EngineError("This model's chat template renders a conversation differently from its "
+                                  "beginning, so its assistant turns cannot be scored.")
+            spans.append((len(start.encode("utf-8")), len(end.encode("utf-8"))))
+        data = full.encode("utf-8")
+        tokens = self._llm.tokenize(data, add_bos=False, special=True)
+        pieces = [self._piece(t) for t in tokens]
+        if b"".join(pieces) == data:
+            scored, pos = [], 0
+            for piece in pieces:
+                a, b = pos, pos + len(piece)
+                scored.append(b > a and any(a < se and b > ss for ss, se in spans))
+                pos = b
+            return ScoredTokens(tokens, scored)
+        # A tokenizer whose pieces do not spell the text back (a space prefix): tokenize the
+        # spans apart; the boundaries may tokenize a little differently from the whole text.
+        cuts = sorted({0, len(data), *[x for span in spans for x in span]})
+        tokens, scored = [], []
+        for a, b in zip(cuts, cuts[1:]):
+            part = self._llm.tokenize(data[a:b], add_bos=False, special=True)
+            inside = any(ss <= a and b <= se for ss, se in spans)
+            tokens += part
+            scored += [inside] * len(part)
+        return ScoredTokens(tokens, scored)
+
+    def _piece(self, token: int) -> bytes:
+        """The token's bytes, special tokens as their text."""
+        import ctypes
+
+        import llama_cpp
+
+        vocab = self._llm._model.vocab
+        buf = (ctypes.c_char * 64)()
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, 64, 0, True)
+        if n < 0:  # longer than the buffer: ask again with the size it needs
+            buf = (ctypes.c_char * -n)()
+            n = llama_cpp.llama_token_to_piece(vocab, token, buf, -n, 0, True)
+        return bytes(buf[:n])
+
+    def score(self, items: Sequence["ScoredTokens"], *, adapters: Sequence[tuple[Path | str, float]] | None = None,
+              cancelled: Callable[[], bool] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> "NllResult":
+        """The summed negative log-likelihood (nats) of the scored tokens of ``items``.
+
+        ``adapters``: evaluate with exactly these (file, scale) instead of the engine's own,
+        which are put back afterwards; None: with the engine's adapters as they are. The
+        engine's lock is held throughout, so no answer runs with the borrowed adapters.
+        Texts longer than the context are read in windows of n_ctx tokens that overlap by
+        half (each token is scored once, with at least n_ctx/2 tokens before it once past
+        the first window). ``progress(done, total)`` counts scored tokens; ``cancelled`` is
+        polled between batches and, through llama.cpp's abort callback, inside one. The
+        prompt cache is reset afterwards (the next answer evaluates its prompt afresh).
+        """
+        import llama_cpp
+
+        cancelled = cancelled or (lambda: False)
+        progress = progress or (lambda done, total: None)
+        total = sum(it.n_scored for it in items)
+        while not self._lock.acquire(timeout=0.1):  # an answer is running: wait, but stay cancellable
+            if cancelled():
+                raise EvaluationCancelled("Evaluation cancelled.")
+        try:
+            self._abort.clear()
+            watch = _CancelWatch(cancelled, self._abort).start()
+            own = list(self.adapters)
+            n_batch = max(1, min(self.config.n_batch, self._llm.n_batch))
+            batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+            per_token: list[float] = []
+            try:
+                if adapters is not None:
+                    self._apply_adapters(adapters, free_unused=False)
+                for item in items:
+                    self._score_item(item, batch, n_batch, per_token, cancelled,
+                                     lambda: progress(len(per_token), total))
+            finally:
+                watch.stop()
+                llama_cpp.llama_batch_free(batch)
+                self._llm._ctx.kv_cache_clear()
+                if adapters is not None:
+                    self._apply_adapters(own)
+                self._llm.reset()
+                self._abort.clear()
+        finally:
+            self._lock.release()
+        progress(len(per_token), total)
+        return NllResult(nll=float(sum(per_token)), tokens=len(per_token), per_token=per_token)
+
+    def _score_item(self, item: "ScoredTokens", batch, n_batch: int, out: list[float],
+                    cancelled: Callable[[], bool], tick: Callable[[], None]) -> None:
+        n, window = len(item.tokens), self.n_ctx
+        end = min(window, n)
+        self._score_window(item, 0, end, 1, batch, n_batch, out, cancelled, tick)
+        while end < n:
+            start = end - window // 2
+            new_end = min(start + window, n)
+            self._score_window(item, start, new_end, end, batch, n_batch, out, cancelled, tick)
+            end = new_end
+
+    def _score_window(self, item: "ScoredTokens", start: int, end: int, first: int, batch, n_batch: int,
+                      out: list[float], cancelled: Callable[[], bool], tick: Callable[[], None]) -> None:
+        """Evaluate tokens[start:end] from an empty cache; score tokens first..end-1."""
+        import llama_cpp
+        import numpy as np
+
+        ctx = self._llm._ctx.ctx
+        n_vocab = self._llm.n_vocab()
+        max_rows = max(16, SCORE_LOGITS_BYTES // (4 * n_vocab))
+        tokens, scored = item.tokens, item.scored
+        self._llm._ctx.kv_cache_clear()
+        p = start
+        while p < end:
+            if cancelled() or self._abort.is_set():
+                raise EvaluationCancelled("Evaluation cancelled.")
+            rows: list[tuple[int, int]] = []  # (index in batch, token it predicts)
+            k = 0
+            while p < end and k < n_batch and len(rows) < max_rows:
+                wanted = p + 1 < end and p + 1 >= first and scored[p + 1]
+                batch.token[k] = tokens[p]
+                batch.pos[k] = p - start
+                batch.n_seq_id[k] = 1
+                batch.seq_id[k][0] = 0
+                batch.logits[k] = bool(wanted)
+                if wanted:
+                    rows.append((k, tokens[p + 1]))
+                k += 1
+                p += 1
+            batch.n_tokens = k
+            rc = llama_cpp.llama_decode(ctx, batch)
+            if rc != 0:
+                if rc == 2 or self._abort.is_set() or cancelled():
+                    raise EvaluationCancelled("Evaluation cancelled.")
+                raise EngineError(f"llama.cpp could not evaluate the text (llama_decode returned {rc}).")
+            for idx, target in rows:
+                ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
+                logits = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).astype(np.float64)
+                top = logits.max()
+                out.append(float(top + np.log(np.exp(logits - top).sum()) - logits[target]))
+            if rows:
+                tick()
 
 
 class _CancelWatch:
@@ -303,3 +489,48 @@ class _CancelWatch:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
+
+
+# Logits fetched per decode, at most: llama.cpp keeps an output buffer that big for the rest of
+# the context's life. 64 MiB is 341 rows of the starter's 49k vocabulary, 110 of Qwen's 152k
+# (logits for a whole 2048-token window of Qwen would be 1.2 GB). Fewer rows per decode means
+# smaller batches when every token is scored; on the starter model 64 vs 341 rows made no
+# difference beyond the noise of a shared 2-core machine, and scoring 300 tokens took about as
+# long as llama-cpp-python's own eval of them (1.4-1.5 s vs 1.9 s, idle machine).
+SCORE_LOGITS_BYTES = 64 * 1024**2
+
+
+class EvaluationCancelled(EngineError):
+    """The user stopped a likelihood evaluation."""
+
+
+@dataclass
+class ScoredTokens:
+    """The tokens of one text; ``scored[i]`` says whether token i counts (predicted from the
+    tokens before it)."""
+
+    tokens: list[int]
+    scored: list[bool]
+
+    @property
+    def n_scored(self) -> int:
+        return sum(1 for i, s in enumerate(self.scored) if s and i > 0)
+
+    def truncated(self, n: int) -> "ScoredTokens":
+        return ScoredTokens(self.tokens[:n], self.scored[:n])
+
+
+@dataclass
+class NllResult:
+    nll: float                      # summed negative log-likelihood, nats
+    tokens: int                     # scored tokens
+    per_token: list[float]
+
+    @property
+    def loss(self) -> float:
+        """Mean NLL per scored token (the training loss's unit)."""
+        return self.nll / self.tokens if self.tokens else float("nan")
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss) if self.tokens else float("nan")

@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-COMMANDS = ("search", "web", "code", "fix", "run")
+COMMANDS = ("search", "web", "code", "fix", "run", "remember")
 
 
 @dataclass(frozen=True)
 class Intent:
-    kind: str   # "chat", "search" (list results), "web" (search, read, answer), "code", "fix", "run"
+    kind: str   # "chat", "search" (list results), "web" (search, read, answer), "code", "fix", "run",
+    #             "remember" (store a standing rule)
     text: str   # the request without the command word
 
 

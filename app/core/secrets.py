@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 SERVICE = "OfflineCoder"
 # name -> what it is for (the Keys dialog lists these)
-KNOWN_KEYS = {"tavily": "Tavily API key (an alternative web search provider)"}
+KNOWN_KEYS = {"tavily": "Tavily API key (an alternative web search provider)",
+              "director": "Review director API key (an OpenAI-compatible endpoint; optional)"}
 
 
 class KeyringUnavailable(RuntimeError):

@@ -42,6 +42,17 @@ class RetrievalSettings:
 
 
 @dataclass
+class DirectorSettings:
+    """Review: an optional remote "director" (any OpenAI-compatible endpoint) writes the
+    synthesis instead of the local model; its key lives in the OS keyring ("director")."""
+
+    enabled: bool = False
+    base_url: str = ""  # e.g. https://api.openai.com/v1
+    model: str = ""
+    timeout_s: float = 60.0
+
+
+@dataclass
 class Settings:
     # Path of the active GGUF model; empty means the embedded starter model.
     model_path: str = ""
@@ -66,6 +77,8 @@ class Settings:
     search_provider: str = "duckduckgo"
     # /fix: how many run → correct rounds at most.
     fix_rounds: int = 3
+    # Review (consilium): the optional remote director; off unless the user turns it on.
+    director: DirectorSettings = field(default_factory=DirectorSettings)
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

@@ -1,4 +1,5 @@
-"""Chats on disk: one SQLite database (WAL), written message by message.
+"""Chats on disk: one SQLite database (WAL), written message by message, with the feedback
+on them (ratings of answers) and the user's standing rules.
 
 Each message is committed as soon as it exists (the user's question when it is sent, the
 answer when it ends or is stopped), so a crash mid-answer loses at most that unfinished
@@ -13,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from app.core.rules import clean_rule
 
 _MIGRATIONS = [
     # 1: conversations and their messages
@@ -33,7 +36,30 @@ _MIGRATIONS = [
     );
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     """,
+    # 2: feedback. Ratings of answers (the user's thumbs, and the implicit signal of a diff
+    # applied or discarded), standing rules, and the project a conversation was used with.
+    """
+    ALTER TABLE conversations ADD COLUMN project TEXT;
+    CREATE TABLE ratings (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        source TEXT NOT NULL CHECK (source IN ('user', 'applied', 'rejected')),
+        value INTEGER NOT NULL CHECK (value IN (-1, 1)),
+        created REAL NOT NULL,
+        PRIMARY KEY (message_id, source)
+    );
+    CREATE TABLE rules (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL CHECK (length(trim(text)) > 0),
+        project TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX rules_by_project ON rules(project, updated);
+    """,
 ]
+
+# Implicit signals: what the user did with the changes an answer proposed.
+IMPLICIT_SOURCES = {"applied": 1, "rejected": -1}
 
 DEFAULT_TITLE = "New chat"
 
@@ -42,6 +68,36 @@ DEFAULT_TITLE = "New chat"
 class Conversation:
     id: int
     title: str
+    created: float
+    updated: float
+    project: str | None = None  # the project folder open when it was last used
+
+
+@dataclass(frozen=True)
+class Rating:
+    """An answer's feedback. The user's own thumbs win over the implicit signal (changes
+    applied or discarded); clearing the thumbs falls back to the implicit signal."""
+
+    user: int = 0          # +1 / -1 from the thumbs, 0 none
+    implicit: int = 0      # +1 changes applied, -1 changes discarded, 0 none
+
+    @property
+    def value(self) -> int:
+        return self.user or self.implicit
+
+    @property
+    def source(self) -> str:
+        """Where ``value`` comes from: "user", "applied", "rejected" or ""."""
+        if self.user:
+            return "user"
+        return {1: "applied", -1: "rejected"}.get(self.implicit, "")
+
+
+@dataclass
+class Rule:
+    id: int
+    text: str
+    project: str | None  # None: every project
     created: float
     updated: float
 
@@ -101,13 +157,23 @@ class Storage:
     def conversations(self) -> list[Conversation]:
         """Most recently active first."""
         rows = self._db.execute(
-            "SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC")
+            "SELECT id, title, created, updated, project FROM conversations ORDER BY updated DESC, id DESC")
         return [Conversation(*r) for r in rows]
 
     def conversation(self, conversation_id: int) -> Conversation | None:
-        r = self._db.execute("SELECT id, title, created, updated FROM conversations WHERE id = ?",
+        r = self._db.execute("SELECT id, title, created, updated, project FROM conversations WHERE id = ?",
                              (conversation_id,)).fetchone()
         return Conversation(*r) if r else None
+
+    def set_conversation_project(self, conversation_id: int, project: Path | str | None) -> None:
+        self._db.execute("UPDATE conversations SET project = ? WHERE id = ?",
+                         (str(project) if project is not None else None, conversation_id))
+
+    def projects(self) -> list[str]:
+        """The project folders conversations were used with, most recent first."""
+        rows = self._db.execute("SELECT project, max(updated) AS u FROM conversations WHERE project IS NOT NULL "
+                                "GROUP BY project ORDER BY u DESC")
+        return [r[0] for r in rows]
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         title = title.strip() or DEFAULT_TITLE
@@ -138,6 +204,101 @@ class Storage:
             "SELECT id, conversation_id, role, content, created, meta FROM messages "
             "WHERE conversation_id = ? ORDER BY id", (conversation_id,))
         return [StoredMessage(*r[:5], json.loads(r[5])) for r in rows]
+
+    # ---- ratings ------------------------------------------------------------------------
+    def rate(self, message_id: int, value: int, source: str = "user") -> Rating:
+        """Record feedback on an answer and return its rating now.
+
+        ``source`` "user" (the thumbs): +1, -1, or 0 to clear it. "applied"/"rejected" (what
+        the user did with the changes it proposed): one implicit signal per answer, the
+        newest kept; ``value`` is ignored (applied is +1, rejected -1)."""
+        if source != "user" and source not in IMPLICIT_SOURCES:
+            raise ValueError(f"Unknown rating source {source!r}.")
+        if source == "user" and value not in (-1, 0, 1):
+            raise ValueError(f"A rating is +1, -1 or 0 (none), not {value!r}.")
+        row = self._db.execute("SELECT role FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise ValueError("That answer no longer exists (its conversation was deleted).")
+        if row[0] != "assistant":
+            raise ValueError("Only answers can be rated.")
+        now = time.time()
+        self._db.execute("BEGIN")
+        try:
+            if source == "user":
+                self._db.execute("DELETE FROM ratings WHERE message_id = ? AND source = 'user'", (message_id,))
+                if value:
+                    self._db.execute("INSERT INTO ratings (message_id, source, value, created) "
+                                     "VALUES (?, 'user', ?, ?)", (message_id, value, now))
+            else:
+                self._db.execute("DELETE FROM ratings WHERE message_id = ? AND source != 'user'", (message_id,))
+                self._db.execute("INSERT INTO ratings (message_id, source, value, created) VALUES (?, ?, ?, ?)",
+                                 (message_id, source, IMPLICIT_SOURCES[source], now))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.rating(message_id)
+
+    def rating(self, message_id: int) -> Rating:
+        return self._ratings("WHERE message_id = ?", (message_id,)).get(message_id, Rating())
+
+    def ratings(self, conversation_id: int) -> dict[int, Rating]:
+        """Message id -> Rating for the rated answers of a conversation."""
+        return self._ratings("WHERE message_id IN (SELECT id FROM messages WHERE conversation_id = ?)",
+                             (conversation_id,))
+
+    def _ratings(self, where: str, args: tuple) -> dict[int, Rating]:
+        out: dict[int, Rating] = {}
+        for mid, source, value in self._db.execute(f"SELECT message_id, source, value FROM ratings {where}", args):
+            r = out.get(mid, Rating())
+            out[mid] = Rating(value, r.implicit) if source == "user" else Rating(r.user, value)
+        return out
+
+    # ---- rules --------------------------------------------------------------------------
+    def add_rule(self, text: str, project: Path | str | None = None) -> Rule:
+        """A new standing rule (for every project, or for ``project`` only). The same rule
+        again (same scope, case and spacing aside) is not stored twice: it becomes the newest."""
+        text = clean_rule(text)
+        scope = str(project) if project is not None else None
+        now = time.time()
+        for r in self.rules():
+            if r.project == scope and r.text.casefold() == text.casefold():
+                self._db.execute("UPDATE rules SET text = ?, updated = ? WHERE id = ?", (text, now, r.id))
+                return self.rule(r.id)
+        cur = self._db.execute("INSERT INTO rules (text, project, created, updated) VALUES (?, ?, ?, ?)",
+                               (text, scope, now, now))
+        return Rule(cur.lastrowid, text, scope, now, now)
+
+    _KEEP = object()
+
+    def update_rule(self, rule_id: int, text: str | None = None, project=_KEEP) -> Rule:
+        """Change a rule's text and/or scope (``project=None`` makes it global)."""
+        rule = self.rule(rule_id)
+        if rule is None:
+            raise ValueError("That rule no longer exists.")
+        text = clean_rule(text) if text is not None else rule.text
+        scope = rule.project if project is self._KEEP else (str(project) if project is not None else None)
+        self._db.execute("UPDATE rules SET text = ?, project = ?, updated = ? WHERE id = ?",
+                         (text, scope, time.time(), rule_id))
+        return self.rule(rule_id)
+
+    def remove_rule(self, rule_id: int) -> None:
+        self._db.execute("DELETE FROM rules WHERE id = ?", (rule_id,))
+
+    def rule(self, rule_id: int) -> Rule | None:
+        r = self._db.execute("SELECT id, text, project, created, updated FROM rules WHERE id = ?",
+                             (rule_id,)).fetchone()
+        return Rule(*r) if r else None
+
+    def rules(self) -> list[Rule]:
+        """Every rule, newest (last added or edited) first."""
+        rows = self._db.execute("SELECT id, text, project, created, updated FROM rules ORDER BY updated DESC, id DESC")
+        return [Rule(*r) for r in rows]
+
+    def active_rules(self, project: Path | str | None = None) -> list[Rule]:
+        """The rules that apply now: the global ones and ``project``'s, newest first."""
+        scope = str(project) if project is not None else None
+        return [r for r in self.rules() if r.project is None or r.project == scope]
 
 
 class StorageError(RuntimeError):

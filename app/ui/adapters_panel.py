@@ -1,6 +1,6 @@
-"""The Adapters panel: import a LoRA zip, see what it is, turn it on or off and set its
-strength. It only shows and asks; MainWindow runs the import job and applies the adapters
-to the engine (app.core.adapters does the work)."""
+"""The Adapters panel: import a LoRA zip, see what it is and how it measures up (the verdict),
+turn it on or off and set its strength. It only shows and asks; MainWindow runs the import
+and evaluation jobs and applies the adapters to the engine (app.core.adapters does the work)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QP
 
 from app.core.adapters.importer import ImportProgress
 from app.core.adapters.store import MAX_SCALE, StoredAdapter
+from app.core.adapters.verdict import Verdict
 from app.ui.banners import error_label
 
 _ID = Qt.UserRole
@@ -24,6 +25,7 @@ class AdaptersPanel(QWidget):
     enabled_changed = Signal(str, bool)     # adapter id, on/off
     scale_changed = Signal(str, float)      # adapter id, strength (0-2)
     delete_requested = Signal(str)
+    evaluate_requested = Signal(str, str)   # adapter id, JSONL of chat examples to measure it on
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -37,12 +39,13 @@ class AdaptersPanel(QWidget):
         self.note.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setObjectName("adapterList")
-        self.tree.setHeaderLabels(["Adapter", "Strength"])
+        self.tree.setHeaderLabels(["Adapter", "Strength", "Verdict"])
         self.tree.setRootIsDecorated(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
         self.setMinimumWidth(360)
         self.details = QLabel("Select an adapter to see what it was trained on.")
         self.details.setWordWrap(True)
@@ -52,7 +55,12 @@ class AdaptersPanel(QWidget):
         self.scale.setToolTip("How strongly the adapter changes the model: 0 = not at all, 1 = as trained")
         self.scale_label = QLabel("")
         self.delete_button = QPushButton("Delete")
+        self.evaluate_button = QPushButton("Evaluate…")
+        self.evaluate_button.setToolTip("Measure the adapter against the base model on validation examples "
+                                        "(its own, or a JSONL file you choose, such as a project training set)")
         self._adapters: dict[str, StoredAdapter] = {}
+        self._model_key: str | None = None
+        self._busy = False
         self._filling = False
 
         top = QHBoxLayout()
@@ -66,6 +74,7 @@ class AdaptersPanel(QWidget):
         strength.addWidget(QLabel("Strength"))
         strength.addWidget(self.scale, 1)
         strength.addWidget(self.scale_label)
+        strength.addWidget(self.evaluate_button)
         strength.addWidget(self.delete_button)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -85,6 +94,7 @@ class AdaptersPanel(QWidget):
         self.scale.valueChanged.connect(self._scale_moved)
         self.scale.sliderReleased.connect(self._scale_released)
         self.delete_button.clicked.connect(lambda: self.current_id() and self.delete_requested.emit(self.current_id()))
+        self.evaluate_button.clicked.connect(self.choose_validation)
 
     # ---- asking ------------------------------------------------------------------------------
     def choose_zip(self) -> None:
@@ -92,18 +102,31 @@ class AdaptersPanel(QWidget):
         if path:
             self.import_requested.emit(path)
 
+    def choose_validation(self) -> None:
+        """Ask which examples to evaluate the selected adapter on (its own split is offered first)."""
+        a = self._adapters.get(self.current_id() or "")
+        if a is None:
+            return
+        start = str(a.validation_file) if a.validation_file else ""
+        path, _ = QFileDialog.getOpenFileName(self, f"Evaluate {a.name} on…", start,
+                                              "Chat examples, JSON Lines (*.jsonl)")
+        if path:
+            self.evaluate_requested.emit(a.id, path)
+
     def current_id(self) -> str | None:
         item = self.tree.currentItem()
         return item.data(0, _ID) if item is not None else None
 
     # ---- showing -----------------------------------------------------------------------------
-    def set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool, stage: str = "Checking") -> None:
         for w in (self.progress, self.stage, self.cancel_button):
             w.setVisible(busy)
         self.import_button.setEnabled(not busy)
+        self._busy = busy
+        self._sync_evaluate()
         if busy:
             self.progress.setRange(0, 0)
-            self.stage.setText("Checking…")
+            self.stage.setText(f"{stage}…")
 
     def show_progress(self, p: ImportProgress) -> None:
         self.stage.setText(f"{p.stage}…")
@@ -123,6 +146,7 @@ class AdaptersPanel(QWidget):
         keep = self.current_id()
         self.tree.clear()
         self._adapters = {a.id: a for a in adapters}
+        self._model_key = model_key
         groups: dict[str, QTreeWidgetItem] = {}
         for a in adapters:
             loaded = a.model_key == model_key
@@ -133,9 +157,15 @@ class AdaptersPanel(QWidget):
                 group.setFlags(Qt.ItemIsEnabled)
                 group.setFirstColumnSpanned(True)
                 group.setExpanded(True)
-            item = QTreeWidgetItem(group, [a.name, f"{a.scale:.2f}×"])
+            verdict = Verdict.from_dict(a.verdict)
+            item = QTreeWidgetItem(group, [a.name, f"{a.scale:.2f}×", verdict.short if verdict else "not evaluated"])
             item.setData(0, _ID, a.id)
             item.setToolTip(0, a.summary)
+            if verdict is not None:
+                item.setToolTip(2, verdict.text)
+            else:
+                item.setToolTip(2, "Not evaluated yet: " + ("select it and press Evaluate…." if loaded
+                                                             else "load the model it is for, then Evaluate…."))
             flags = Qt.ItemIsSelectable | Qt.ItemIsEnabled
             if loaded:
                 flags |= Qt.ItemIsUserCheckable
@@ -160,10 +190,16 @@ class AdaptersPanel(QWidget):
                     return group.child(j)
         return None
 
+    def _sync_evaluate(self) -> None:
+        a = self._adapters.get(self.current_id() or "")
+        self.evaluate_button.setEnabled(a is not None and a.model_key == self._model_key
+                                        and not self._busy)
+
     def _select(self, adapter_id: str | None) -> None:
         a = self._adapters.get(adapter_id) if adapter_id else None
         self.scale.setEnabled(a is not None)
         self.delete_button.setEnabled(a is not None)
+        self._sync_evaluate()
         if a is None:
             self.details.setText("Select an adapter to see what it was trained on.")
             self.scale_label.setText("")
@@ -171,6 +207,12 @@ class AdaptersPanel(QWidget):
         loss = ""
         if a.eval_loss_before is not None and a.eval_loss_after is not None:
             loss = f"<br>Validation loss {a.eval_loss_before:.3f} → {a.eval_loss_after:.3f}"
+        verdict = Verdict.from_dict(a.verdict)
+        if verdict is not None:
+            loss += f"<br><b>{html.escape(verdict.text)}</b><br><small>{html.escape(verdict.details)}</small>"
+        else:
+            loss += "<br>Not evaluated on this computer yet" + (
+                " (its validation split is waiting: Evaluate…)." if a.validation_file else ": Evaluate….")
         self.details.setText(
             f"<b>{html.escape(a.name)}</b> · base {html.escape(a.base_model)}<br>"
             f"Rank {a.rank}, alpha {a.alpha:g} · {html.escape(', '.join(a.target_modules))}<br>"

@@ -46,6 +46,7 @@ class ChangesPanel(QWidget):
     undo_requested = Signal()
     recompute_requested = Signal()
     discarded = Signal()
+    review_requested = Signal(object)  # the ChangeSet to review (Review: five reviewers, one recommendation)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -74,6 +75,9 @@ class ChangesPanel(QWidget):
         self.apply_button = QPushButton("Apply")
         self.apply_button.setToolTip("Write the ticked files and hunks (atomically, with an undo copy)")
         self.discard_button = QPushButton("Discard")
+        self.review_button = QPushButton("Review")
+        self.review_button.setToolTip("Five reviewers (developer, security, QA, architect, UX) read this diff, "
+                                      "then one recommendation (Review panel)")
         self.undo_button = QPushButton("Undo last apply")
         self.recompute_button = QPushButton("Recompute")
         self.recompute_button.setToolTip("A file changed on disk: compute the diff again from the same answer")
@@ -84,7 +88,7 @@ class ChangesPanel(QWidget):
         top.addWidget(QLabel("View:"))
         top.addWidget(self.mode)
         buttons = QHBoxLayout()
-        for b in (self.edit_button, self.apply_button, self.discard_button, self.recompute_button):
+        for b in (self.edit_button, self.apply_button, self.discard_button, self.review_button, self.recompute_button):
             buttons.addWidget(b)
         buttons.addStretch()
         buttons.addWidget(self.undo_button)
@@ -105,6 +109,7 @@ class ChangesPanel(QWidget):
         self.mode.currentIndexChanged.connect(lambda *_: self._render())
         self.apply_button.clicked.connect(lambda: self.apply_requested.emit(self.picks()))
         self.discard_button.clicked.connect(self._discard)
+        self.review_button.clicked.connect(lambda: self.review_requested.emit(self.changes))
         self.undo_button.clicked.connect(self.undo_requested)
         self.recompute_button.clicked.connect(self.recompute_requested)
         self.edit_button.clicked.connect(self.edit_current)
@@ -257,3 +262,4 @@ class ChangesPanel(QWidget):
         self.apply_button.setEnabled(ready and bool(self.picks()))
         self.edit_button.setEnabled(ready)
         self.discard_button.setEnabled(ready)
+        self.review_button.setEnabled(ready)

@@ -1,5 +1,8 @@
 """The conversation as rich text: finished messages cached as HTML, the streaming one
-re-rendered at most every RENDER_INTERVAL_MS so a fast model cannot flood the GUI thread."""
+re-rendered at most every RENDER_INTERVAL_MS so a fast model cannot flood the GUI thread.
+
+Every stored answer has 👍/👎 links (``rate:<message id>:<value>``) and shows its rating; a
+click emits ``rated``, the window stores it and calls ``set_rating`` with what was stored."""
 
 from __future__ import annotations
 
@@ -11,10 +14,14 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
 
 from app.core.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, render_markdown
+from app.core.storage import Rating
 
 RENDER_INTERVAL_MS = 50
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System", "output": "Output"}
 ROLE_COLOR = {"user": "#1f5fbf", "assistant": "#2b7a3d", "system": "#777", "output": "#8a5a00"}
+RATE_SCHEME = "rate"
+RATING_WORDS = {"user": {1: "rated up", -1: "rated down"}, "applied": {1: "changes applied"},
+                "rejected": {-1: "changes discarded"}}
 
 
 @dataclass
@@ -23,6 +30,8 @@ class _Entry:
     text: str
     note: str = ""
     sources: list[str] = field(default_factory=list)  # citations of the project code shown to the model
+    message_id: int | None = None  # a stored answer that can be rated (None: no thumbs)
+    rating: Rating | None = None
     html: str = ""
     blocks: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
@@ -32,6 +41,7 @@ class ChatView(QTextBrowser):
     copied = Signal(str)  # the code that went to the clipboard
     citation_clicked = Signal(str)  # "path:start-end" of a clicked citation
     run_requested = Signal(str, str)  # code, fence language of a clicked Run link
+    rated = Signal(int, int)  # message id, +1 / -1 / 0 (a click on the lit thumb clears it)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -47,7 +57,7 @@ class ChatView(QTextBrowser):
 
     # ---- content ---------------------------------------------------------------------------
     def set_messages(self, messages: list[tuple]) -> None:
-        """Replace everything with (role, text, note[, sources]) tuples."""
+        """Replace everything with (role, text, note[, sources[, message_id[, rating]]]) tuples."""
         self._stream = None
         self._entries = [_Entry(*m) for m in messages]
         self._refresh()
@@ -69,17 +79,30 @@ class ChatView(QTextBrowser):
         if not self._timer.isActive():
             self._timer.start()
 
-    def end_stream(self, note: str = "", sources: list[str] | None = None) -> None:
+    def end_stream(self, note: str = "", sources: list[str] | None = None, message_id: int | None = None) -> None:
+        """Finish the streaming message; ``message_id`` (the stored answer) adds the thumbs."""
         if self._stream is None:
             return
         self._stream.note = note
         self._stream.sources = list(sources or [])
+        self._stream.message_id = message_id
         self._stream.html = ""
         if not self._stream.text:
             self._entries.remove(self._stream)
         self._stream = None
         self._timer.stop()
         self._refresh()
+
+    def set_rating(self, message_id: int, rating: Rating) -> None:
+        for e in self._entries:
+            if e.message_id == message_id:
+                e.rating, e.html = rating, ""
+                self._refresh()
+                return
+
+    def rating_of(self, message_id: int) -> Rating | None:
+        """The rating shown on an answer (None: no such answer in view)."""
+        return next(((e.rating or Rating()) for e in self._entries if e.message_id == message_id), None)
 
     @property
     def streaming_text(self) -> str:
@@ -108,6 +131,8 @@ class ChatView(QTextBrowser):
         if e.sources:
             links = " · ".join(_source_link(c) for c in e.sources)
             body += f'<p style="color:#666;">Sources: {links}</p>'
+        if e.role == "assistant" and e.message_id is not None:
+            body += _rating_html(e.message_id, e.rating or Rating())
         e.html = f'<p style="margin-top:12px;"><b style="color:{color};">{label}</b>{note}</p>{body}'
 
     def _refresh(self) -> None:
@@ -125,6 +150,13 @@ class ChatView(QTextBrowser):
             bar.setValue(bar.maximum())
 
     def _on_anchor(self, url: QUrl) -> None:
+        if url.scheme() == RATE_SCHEME:
+            try:
+                mid, value = url.path().split(":")
+                self.rated.emit(int(mid), int(value))
+            except ValueError:
+                pass
+            return
         if url.scheme() == CITE_SCHEME:
             self.citation_clicked.emit(url.toString()[len(CITE_SCHEME) + 1:])
             return
@@ -145,6 +177,18 @@ class ChatView(QTextBrowser):
                 return
             QGuiApplication.clipboard().setText(code)
             self.copied.emit(code)
+
+
+def _rating_html(message_id: int, r: Rating) -> str:
+    """👍 👎 under an answer: the user's choice highlighted (a click on it clears it), and the
+    rating in words (the user's, else the implicit one from applied or discarded changes)."""
+    def thumb(value: int, label: str) -> str:
+        on = r.user == value  # (a word beside the emoji: not every desktop has an emoji font)
+        style = "text-decoration:none; font-weight:bold; background:#cfe8d4;" if on else "text-decoration:none;"
+        return f'<a href="{RATE_SCHEME}:{message_id}:{0 if on else value}" style="{style}">{label}</a>'
+    words = RATING_WORDS.get(r.source, {}).get(r.value, "")
+    said = f' · <span style="color:#555;">{words}</span>' if words else ""
+    return f'<p style="color:#888; margin-top:2px;">{thumb(1, "👍 Good")} &nbsp;{thumb(-1, "👎 Bad")}{said}</p>'
 
 
 def _source_link(source: str) -> str:

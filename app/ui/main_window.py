@@ -6,6 +6,7 @@ It wires widgets to app.core and runs every long job (model load, generation) th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from pathlib import Path
@@ -16,11 +17,15 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from app import APP_NAME, __version__
 from app.core.adapters.errors import AdapterError
-from app.core.adapters.importer import ModelChoice, candidate_models, import_adapter
+from app.core.adapters.importer import ImportProgress, ModelChoice, candidate_models, import_adapter
 from app.core.adapters.manifest import ModelShape
 from app.core.adapters.store import AdapterStore, StoredAdapter
+from app.core.adapters.verdict import Verdict, evaluate_stored
+from app.core.learn.fim import fim_style_for
+from app.core.learn.project_set import default_output
 from app.core.chat import ChatService, PendingAnswer, answer_reserve, build_messages
 from app.core.fix import CodeBlock, fix_request, last_runnable, runnable_blocks
+from app.core.project_tests import FixTarget, has_tests, parse_fix
 from app.core.intent import route
 from app.core.net.policy import OfflineError
 from app.core.sandbox import RunResult, SandboxError, run_code
@@ -29,7 +34,7 @@ from app.core.web import SearchError
 from app.core.edit_prompt import EditRequest, guess_target, strip_command
 from app.core.edits import (ApplyError, ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore,
                             apply_changes, plan_changes, undo)
-from app.core.engine import Engine, EngineConfig, EngineError, GenerationResult
+from app.core.engine import Engine, EngineConfig, EngineError, EvaluationCancelled, GenerationResult
 from app.core.index.context import PROMPT_CHUNKS
 from app.core.index.embed import Embedder, EmbedderError
 from app.core.index.indexer import IndexDiskFull, IndexProgress, IndexStats, ProjectIndex, index_dir_for
@@ -49,14 +54,22 @@ from app.core.render import parse_citation
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
+from app.core.rules import parse_remember
+from app.core.training_export import ExportFilter, export_training_data
 from app.ui.adapters_panel import AdaptersPanel
+from app.ui.project_set_dialog import ProjectSetDialog
 from app.ui.keys_dialog import KeysDialog
 from app.ui.changes_panel import ChangesPanel
 from app.ui.chat_panel import ChatPanel
 from app.ui.conversations_panel import ConversationsPanel
+from app.ui.doctor_dialog import show_system_check
 from app.ui.models_dialog import ModelsDialog
 from app.ui.network_panel import NetworkPanel
 from app.ui.project_panel import ProjectPanel
+from app.ui.review_panel import ReviewController
+from app.ui.export_dialog import ExportDialog
+from app.ui.rules_panel import RulesPanel
+from app.ui.test_fix import TestFixer
 from app.ui.workers import Job
 
 SHUTDOWN_WAIT_MS = 5000
@@ -79,11 +92,15 @@ class AppContext:
 
 
 def describe_error(e: BaseException) -> str:
-    """One line a user can act on; exception class names only for unexpected errors."""
+    """One line a user can act on; exception class names only for unexpected errors. Each is
+    logged (redacted; an unexpected one with its traceback)."""
+    from app.core.logs import log
     if isinstance(e, (EngineError, StarterModelMissing, ValueError, ApplyError, UndoConflict, EmbedderError,
                       SnippetError, IndexDiskFull, AdapterError, OfflineError, SearchError, SandboxError,
                       KeyringUnavailable)):
+        log.warning("shown: %s", e)
         return str(e)
+    log.error("unexpected error shown: %s: %s\n%s", type(e).__name__, e, getattr(e, "__traceback_text__", ""))
     return f"{type(e).__name__}: {e}"
 
 
@@ -106,6 +123,8 @@ class MainWindow(QMainWindow):
     adapter_imported = Signal(object)  # StoredAdapter
     adapter_failed = Signal(str)       # an import or apply refused, with the message shown
     adapters_applied = Signal(object)  # [(file, scale)] now on the engine
+    adapter_evaluated = Signal(object)  # Verdict stored with an adapter
+    rated = Signal(int, object)        # message id, the Rating stored for that answer
 
     def __init__(self, ctx: AppContext):
         super().__init__()
@@ -152,6 +171,9 @@ class MainWindow(QMainWindow):
         self._build_network()
         self._build_project()
         self._build_adapters()
+        self.review = ReviewController(self)
+        self._build_feedback()
+        self.test_fixer = TestFixer(self)
 
         self.conversations.new_requested.connect(self.new_conversation)
         self.conversations.selected.connect(self.open_conversation)
@@ -203,6 +225,13 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_project_action)
         self.recent_menu = file_menu.addMenu("Recent projects")
         self._fill_recent()
+        self.project_set_action = QAction("&Training set from this project…", self)
+        self.project_set_action.setToolTip("Instruction/response pairs from the open project's own code, "
+                                           "as JSONL for the fine-tuning notebook")
+        self.project_set_action.setEnabled(False)  # until a project is open
+        self.project_set_action.triggered.connect(self.show_project_set)
+        self.project_set_dialog: ProjectSetDialog | None = None
+        file_menu.addAction(self.project_set_action)
         file_menu.addAction(self.models_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_)
@@ -213,6 +242,10 @@ class MainWindow(QMainWindow):
         settings_menu.addAction(self.keys_action)
         self.keys_dialog: KeysDialog | None = None
         help_menu = self.menuBar().addMenu("&Help")
+        self.system_check_action = QAction("System &check", self)
+        self.system_check_action.setToolTip("Check models, llama.cpp, offline mode, the index and storage")
+        self.system_check_action.triggered.connect(lambda: show_system_check(self))
+        help_menu.addAction(self.system_check_action)
         about = QAction("&About", self)
         about.triggered.connect(lambda: QMessageBox.about(
             self, APP_NAME, f"{APP_NAME} {__version__}\nA coding assistant that runs a local model offline.\n"
@@ -511,17 +544,19 @@ class MainWindow(QMainWindow):
         if not folder.is_dir():
             self.chat_panel.show_error(f"{folder} is not a folder (it may have been moved or deleted).")
             return
-        self.project = folder.resolve()
+        self.project = self.chat.project = folder.resolve()
         s = self.ctx.settings
         s.project_dir = str(self.project)
         s.recent_projects = remember_recent(s.recent_projects, self.project)
         s.save(self.ctx.paths.settings_file)
         self._fill_recent()
         self.project_label.setText(f"Project: {self.project.name}")
+        self.project_set_action.setEnabled(True)
         self.project_label.setToolTip(str(self.project))
         self.changes_panel.show()
         self.changes_panel.set_changes(None)
         self._sync_undo()
+        self._refresh_rules()
         self._open_index()
 
     def _sync_undo(self) -> None:
@@ -538,32 +573,35 @@ class MainWindow(QMainWindow):
         self.undo_record = record
         self.changes_panel.set_undo_available(record is not None, ", ".join(record.paths) if record else "")
 
-    def show_changes(self, answer: str, target: str | None) -> None:
-        """Read an answer for edits to the project's files (on a worker: it reads files)."""
+    def show_changes(self, answer: str, target: str | None, source_id: int | None = None) -> None:
+        """Read an answer for edits to the project's files (on a worker: it reads files).
+        ``source_id``: the stored answer, rated by what the user does with its changes."""
         if self.project is None:
             return
         root = self.project
         self._plan_target = target
         self.edit_job = (Job(lambda _ctx: plan_changes(root, answer, target), name="plan-changes", parent=self)
-                         .on_success(self._changes_planned)
+                         .on_success(lambda cs: self._changes_planned(cs, source_id))
                          .on_failure(lambda e: self.changes_panel.show_problems([describe_error(e)]))
                          .start())
 
-    def _changes_planned(self, cs: ChangeSet) -> None:
+    def _changes_planned(self, cs: ChangeSet, source_id: int | None = None) -> None:
         if cs or self.changes_panel.changes is None:
             self.changes_panel.set_changes(cs)
+            self._changes_source = source_id
         self.changes_planned.emit(cs)
 
     def recompute_changes(self) -> None:
         cs = self.changes_panel.changes
         if cs is not None:
-            self.show_changes(cs.answer, self._plan_target)
+            self.show_changes(cs.answer, self._plan_target, self._changes_source)
 
     def apply_picks(self, picks) -> None:
         if self.project is None or not picks:
             return
         root, store = self.project, self.undo_store
         label = self.changes_panel.changes.answer[:80] if self.changes_panel.changes else ""
+        self._applying_source = self._changes_source
         self.changes_panel.set_busy(True)
         self.edit_job = (Job(lambda _ctx: apply_changes(root, picks, store, label), name="apply-changes", parent=self)
                          .on_success(self._applied)
@@ -576,6 +614,8 @@ class MainWindow(QMainWindow):
         self.changes_panel.info.setText(f"Applied: {', '.join(record.paths)}. Undo puts them back.")
         self.statusBar().showMessage(f"Applied changes to {len(record.files)} file(s)", 5000)
         self._set_undo(record)
+        self._implicit_rating(self._applying_source, "applied")
+        self._changes_source = None
         self.changes_applied.emit(record)
 
     def _edit_failed(self, e: BaseException) -> None:
@@ -638,7 +678,9 @@ class MainWindow(QMainWindow):
             self, "Delete adapter", f"Delete the adapter {name}? Its converted file is removed.") == QMessageBox.Yes
         p = self.adapters_panel
         p.import_requested.connect(self.import_adapter)
-        p.cancel_requested.connect(lambda: self.adapter_job is not None and self.adapter_job.cancel())
+        self.verdict_job: Job | None = None
+        p.cancel_requested.connect(lambda: [j.cancel() for j in (self.adapter_job, self.verdict_job) if j is not None])
+        p.evaluate_requested.connect(self.evaluate_adapter)
         p.enabled_changed.connect(self.set_adapter_enabled)
         p.scale_changed.connect(self.set_adapter_scale)
         p.delete_requested.connect(self.delete_adapter)
@@ -688,6 +730,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Adapter {a.name} imported" + (": tick it to use it." if fits else f" for {a.model_label}."), 8000)
         self.adapter_imported.emit(a)
+        if a.validation_file is not None and fits:  # the zip's validation split: measure it now
+            self.evaluate_adapter(a.id, str(a.validation_file))
 
     def _adapter_failed(self, e: BaseException) -> None:
         self.adapters_panel.set_busy(False)
@@ -739,6 +783,61 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Adapters: " + (", ".join(names) if names else "none (base model)"), 5000)
         self.adapters_applied.emit(wanted)
 
+    def _evaluating(self) -> bool:
+        """An adapter evaluation holds the engine: the model cannot be closed under it."""
+        if self.verdict_job is not None and self.verdict_job.is_running():
+            self.statusBar().showMessage("An adapter is being evaluated: wait for it or cancel it first.", 5000)
+            return True
+        return False
+
+    def evaluate_adapter(self, adapter_id: str, path: str) -> None:
+        """Measure an adapter against the base model on ``path`` (chat JSONL) with the loaded
+        engine, on a worker; the verdict is stored with the adapter and shown in the list."""
+        engine, store, panel = self.engine, self.adapter_store, self.adapters_panel
+        if engine is None or self._evaluating():
+            return
+        panel.show_error(None)
+        panel.set_busy(True, "Evaluating")
+        self.adapters_dock.show()
+
+        def job(ctx):
+            return evaluate_stored(engine, store, adapter_id, Path(path), cancelled=ctx.cancelled,
+                                   progress=lambda done, total: ctx.partial(ImportProgress("Evaluating", done, total)))
+
+        self.verdict_job = (Job(job, name="evaluate-adapter", parent=self)
+                            .on_partial(panel.show_progress)
+                            .on_success(self._adapter_evaluated)
+                            .on_failure(self._verdict_failed)
+                            .start())
+
+    def _adapter_evaluated(self, verdict: Verdict) -> None:
+        self.adapters_panel.set_busy(False)
+        self.refresh_adapters()
+        self.statusBar().showMessage(verdict.text, 10000)
+        self.adapter_evaluated.emit(verdict)
+
+    def _verdict_failed(self, e: BaseException) -> None:
+        self.adapters_panel.set_busy(False)
+        if isinstance(e, EvaluationCancelled):
+            self.statusBar().showMessage("Evaluation cancelled; the adapter is kept, not evaluated.", 5000)
+            return
+        self.adapters_panel.show_error(describe_error(e))
+        self.adapter_failed.emit(describe_error(e))
+
+    # ---- learning from the project -----------------------------------------------------------
+    def show_project_set(self) -> ProjectSetDialog | None:
+        """File → Training set from this project…"""
+        if self.project is None:
+            return None
+        from app.core.dataset import Scrubber
+        from app.core.training_export import accepted_edits
+        info = self.engine.model.info if self.engine is not None else None
+        extra = accepted_edits(self.ctx.storage, str(self.project), Scrubber())  # short SQLite reads
+        self.project_set_dialog = ProjectSetDialog(self.project, default_output(self.ctx.paths.data_dir, self.project),
+                                                   fim_style_for(info), extra=extra, parent=self)
+        self.project_set_dialog.show()
+        return self.project_set_dialog
+
     # ---- model -----------------------------------------------------------------------------
     def show_models(self) -> ModelsDialog:
         if self.models_dialog is None:
@@ -752,7 +851,7 @@ class MainWindow(QMainWindow):
 
     def switch_model(self, path: str) -> None:
         """Use another model; if it fails to load, go back to the one before."""
-        if self._busy_guard():
+        if self._busy_guard() or self._evaluating():
             return
         previous = self.ctx.settings.model_path
         self.ctx.settings.model_path = path
@@ -828,8 +927,9 @@ class MainWindow(QMainWindow):
 
     def _show_conversation(self) -> None:
         msgs = self.ctx.storage.messages(self.current_id) if self.current_id is not None else []
-        self.chat_panel.view.set_messages([(_shown_role(m), m.content, _note(m.meta), m.meta.get("sources", []))
-                                           for m in msgs])
+        ratings = self.ctx.storage.ratings(self.current_id) if self.current_id is not None else {}
+        self.chat_panel.view.set_messages([(_shown_role(m), m.content, _note(m.meta), m.meta.get("sources", []),
+                                            _rateable(m), ratings.get(m.id)) for m in msgs])
 
     def new_conversation(self) -> None:
         if self._busy_guard():
@@ -876,21 +976,28 @@ class MainWindow(QMainWindow):
         if self.answer_job is not None and self.answer_job.is_running():
             self.statusBar().showMessage("An answer is being written: stop it first.", 5000)
             return True
+        if self.review.is_running():
+            self.statusBar().showMessage("A review is running: cancel it first.", 5000)
+            return True
         return False
 
     # ---- asking ------------------------------------------------------------------------------
     def send(self, text: str) -> None:
-        if self.engine is None or self._busy_guard():
+        if self.engine is None or self._busy_guard() or self._evaluating():
             return
         if self.current_id is None:
             self.current_id = self.ctx.storage.create_conversation().id
         intent = route(text)
+        if intent.kind == "remember":
+            return self.remember(intent.text, text)
         if intent.kind == "search":
             return self.web_search(text, intent.text)
         if intent.kind == "web":
             return self.web_answer(text, intent.text)
+        self.test_fixer.drop()  # a new message ends a /fix on the tests that waits for an apply
         if intent.kind in ("fix", "run"):
-            return self.fix(text, intent.text, rounds=1 if intent.kind == "run" else self.ctx.settings.fix_rounds)
+            return self.fix(text, intent.text, rounds=1 if intent.kind == "run" else self.ctx.settings.fix_rounds,
+                            run_only=intent.kind == "run")
         edit = None
         if self.project is not None:
             is_code, request = strip_command(text)
@@ -902,6 +1009,10 @@ class MainWindow(QMainWindow):
         pending = self._start_turn(text, edit)
         if pending is None:
             return
+        self._generate(pending)
+
+    def _generate(self, pending: PendingAnswer) -> None:
+        """Write the answer to a stored question on a worker; _answer_done keeps it."""
         self._pending = pending
         view = self.chat_panel.view
         view.begin_stream()
@@ -926,11 +1037,12 @@ class MainWindow(QMainWindow):
     def _answer_done(self, result: GenerationResult) -> None:
         pending, self._pending = self._pending, None
         meta = {"finish_reason": result.finish_reason, "tokens_per_s": result.tokens_per_s}
+        stored = None
         if pending is not None:
             stored = self.chat.finish(pending, result, self.model.name if self.model else "",
                                       self._adapter_names())
             meta = stored.meta if stored else meta
-        self.chat_panel.view.end_stream(_note(meta), meta.get("sources", []))
+        self.chat_panel.view.end_stream(_note(meta), meta.get("sources", []), stored.id if stored else None)
         self.chat_panel.set_busy(False)
         self.stats_label.setText(
             f"{result.completion_tokens} tokens · {result.tokens_per_s:.1f} tok/s · "
@@ -939,11 +1051,13 @@ class MainWindow(QMainWindow):
         self._refresh_list()
         if self.project is not None and pending is not None and result.text.strip():
             edit = pending.edit
-            self.show_changes(result.text, guess_target(edit.request, pending.files_shown) if edit else None)
+            self.show_changes(result.text, guess_target(edit.request, pending.files_shown) if edit else None,
+                              stored.id if stored else None)
         self.answer_finished.emit(result)
 
     def _answer_failed(self, e: BaseException) -> None:
         self._pending = None
+        self.test_fixer.drop(force=True)
         self.chat_panel.view.end_stream()
         self.chat_panel.set_busy(False)
         self.stats_label.setText("")
@@ -1058,13 +1172,25 @@ class MainWindow(QMainWindow):
         self.chat_panel.set_busy(True)
         self._start_fix([], CodeBlock(code, lang), rounds=1, note="")
 
-    def fix(self, text: str, note: str, rounds: int) -> None:
+    def fix(self, text: str, note: str, rounds: int, run_only: bool = False) -> None:
         """/fix: run the newest runnable code; while it fails, show the model the error and run
-        its correction, up to ``rounds`` runs, every step shown and stored. /run: one run."""
+        its correction, up to ``rounds`` runs, every step shown and stored. /run: one run.
+
+        With a project open, ``/fix`` (nothing else) and ``/fix tests [pytest args]`` run the
+        project's tests instead (see ui/test_fix.py); ``/fix code`` always means the code block."""
+        target = FixTarget("code", [], note) if run_only else parse_fix(note)
+        if target.kind == "tests" or (target.kind == "auto" and not target.note and self.project is not None
+                                      and has_tests(self.project)):
+            if self.project is None:
+                self.chat_panel.show_error("Open a project first (File → Open Project…): /fix tests runs its tests.")
+                return
+            return self.test_fixer.start(text, target.args, rounds)
+        note = target.note
         msgs = self.ctx.storage.messages(self.current_id)
         block = last_runnable([m.content for m in msgs if m.role == "assistant"])
         if block is None:
-            self.chat_panel.show_error("There is no Python or shell code block in this conversation to run yet.")
+            hint = " With a project open, /fix tests runs the project's tests." if self.project is None else ""
+            self.chat_panel.show_error("There is no Python or shell code block in this conversation to run yet." + hint)
             return
         if block.language == "shell" and not self.confirm_shell(block.code):
             return
@@ -1075,8 +1201,9 @@ class MainWindow(QMainWindow):
         self._start_fix(history, block, rounds, note)
 
     def _start_fix(self, history: list, block: CodeBlock, rounds: int, note: str) -> None:
-        engine, params, settings = self.engine, self.chat.params(), self.ctx.settings
+        engine, params = self.engine, self.chat.params()
         conv, view, storage = self.current_id, self.chat_panel.view, self.ctx.storage
+        chat, rules = self.chat, self.chat.rules_now()
 
         def job(ctx):
             nonlocal block
@@ -1091,7 +1218,8 @@ class MainWindow(QMainWindow):
                 request = fix_request(block, result, note)
                 ctx.partial(("request", request))
                 reserve = answer_reserve(engine.n_ctx, params.max_tokens)
-                messages = build_messages(settings.system_prompt, history + [{"role": "user", "content": request}],
+                messages = build_messages(chat.base_system(engine, rules, engine.n_ctx - reserve)[0],
+                                          history + [{"role": "user", "content": request}],
                                           engine.n_ctx - reserve, engine.count_message_tokens)
                 ctx.partial(("begin", "assistant"))
                 answer = engine.chat(messages, params, on_token=lambda t: ctx.partial(("text", t)),
@@ -1122,9 +1250,8 @@ class MainWindow(QMainWindow):
                 view.add_message("user", value)
                 storage.add_message(conv, "user", value, {"tool": "fix"})
             elif kind == "answered":
-                view.end_stream("fix")
-                if value.strip():
-                    storage.add_message(conv, "assistant", value, {"tool": "fix"})
+                kept = storage.add_message(conv, "assistant", value, {"tool": "fix"}) if value.strip() else None
+                view.end_stream("fix", message_id=kept.id if kept else None)
 
         def done(out) -> None:
             n, result = out
@@ -1138,14 +1265,156 @@ class MainWindow(QMainWindow):
         self.answer_job = (Job(job, name="sandbox", parent=self)
                            .on_partial(partial).on_success(done).on_failure(self._tool_failed).start())
 
+    # ---- feedback: ratings, standing rules, training export -----------------------------------
+    def _build_feedback(self) -> None:
+        self._changes_source: int | None = None    # the answer whose changes the Changes pane shows
+        self._applying_source: int | None = None   # ... and the one being applied
+        self.export_job: Job | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.chat_panel.view.rated.connect(self.rate_answer)
+        self.changes_panel.discarded.connect(self._changes_discarded)
+        self.rules_panel = p = RulesPanel()
+        self.rules_dock = self._dock("Rules", p, Qt.RightDockWidgetArea)
+        self.rules_action = self.rules_dock.toggleViewAction()
+        self.rules_action.setText("Rules")
+        self.rules_action.setToolTip("Standing rules that go into every prompt (/remember adds one)")
+        self.toolbar.addAction(self.rules_action)
+        p.add_requested.connect(self.add_rule)
+        p.edit_requested.connect(self.edit_rule)
+        p.remove_requested.connect(self.remove_rule)
+        p.scope_requested.connect(self.set_rule_scope)
+        self.export_action = QAction("&Export training data…", self)
+        self.export_action.setToolTip("Write your well-rated conversations as JSONL for the fine-tuning notebook")
+        self.export_action.triggered.connect(self.show_export)
+        self.file_menu.insertAction(self.models_action, self.export_action)
+        self._refresh_rules()
+
+    def rate_answer(self, message_id: int, value: int) -> None:
+        """A thumb under an answer: +1, -1, or 0 to take the rating back."""
+        try:
+            rating = self.ctx.storage.rate(message_id, value)
+        except ValueError as e:
+            self.chat_panel.show_error(str(e))
+            return
+        self.chat_panel.view.set_rating(message_id, rating)
+        self.rated.emit(message_id, rating)
+
+    def _implicit_rating(self, message_id: int | None, source: str) -> None:
+        """Changes applied (+1) or discarded (-1): a signal on the answer that proposed them."""
+        if message_id is None:
+            return
+        try:
+            rating = self.ctx.storage.rate(message_id, 0, source)
+        except ValueError:
+            return  # its conversation was deleted meanwhile: nothing left to rate
+        self.chat_panel.view.set_rating(message_id, rating)
+        self.rated.emit(message_id, rating)
+
+    def _changes_discarded(self) -> None:
+        source, self._changes_source = self._changes_source, None
+        self._implicit_rating(source, "rejected")
+
+    def remember(self, rest: str, text: str) -> None:
+        """/remember <rule> (every project) or /remember --project <rule> (the open one)."""
+        try:
+            rule_text, for_project = parse_remember(rest)
+            if for_project and self.project is None:
+                raise ValueError("Open a project first (File → Open Project…), or leave out --project "
+                                 "to remember this for every project.")
+            rule = self.ctx.storage.add_rule(rule_text, self.project if for_project else None)
+        except ValueError as e:
+            self.chat_panel.input.setPlainText(text)  # nothing typed is lost
+            self.chat_panel.show_error(str(e))
+            return
+        self.chat_panel.show_error(None)
+        where = f"for {self.project.name}" if rule.project else "for every project"
+        note = (f"Remembered {where}: {rule.text}\n"
+                "It goes into every prompt until you remove it in the Rules panel.")
+        self.ctx.storage.add_message(self.current_id, "system", note, {"tool": "remember", "rule_id": rule.id})
+        self.chat_panel.view.add_message("system", note)
+        self._refresh_list()
+        self._refresh_rules()
+
+    def _refresh_rules(self) -> None:
+        self.rules_panel.set_rules(self.ctx.storage.rules(), str(self.project) if self.project else None)
+
+    def add_rule(self, text: str, for_project: bool) -> None:
+        try:
+            self.ctx.storage.add_rule(text, self.project if for_project else None)
+        except ValueError as e:
+            self.rules_panel.show_error(str(e))
+            return
+        self.rules_panel.show_error(None)
+        self.rules_panel.added()
+        self._refresh_rules()
+
+    def edit_rule(self, rule_id: int, text: str) -> None:
+        """An edited rule's text (this runs inside the list item's own signal: no rebuild)."""
+        old = self.ctx.storage.rule(rule_id)
+        try:
+            rule = self.ctx.storage.update_rule(rule_id, text)
+        except ValueError as e:
+            self.rules_panel.show_error(str(e))
+            if old is not None:
+                self.rules_panel.set_text(rule_id, old.text)
+            return
+        self.rules_panel.show_error(None)
+        self.rules_panel.set_text(rule_id, rule.text)
+
+    def remove_rule(self, rule_id: int) -> None:
+        self.ctx.storage.remove_rule(rule_id)
+        self._refresh_rules()
+
+    def set_rule_scope(self, rule_id: int, for_project: bool) -> None:
+        if for_project and self.project is None:
+            self.rules_panel.show_error("Open a project first: a rule can only be limited to an open project.")
+            return
+        try:
+            self.ctx.storage.update_rule(rule_id, project=self.project if for_project else None)
+        except ValueError as e:
+            self.rules_panel.show_error(str(e))
+            return
+        self.rules_panel.show_error(None)
+        self._refresh_rules()
+
+    def show_export(self) -> ExportDialog:
+        default = self.ctx.paths.data_dir / "exports" / f"chats-{time.strftime('%Y%m%d')}.jsonl"
+        self.export_dialog = ExportDialog(default, self.ctx.storage.projects(), parent=self)
+        self.export_dialog.export_requested.connect(self.export_training)
+        self.export_dialog.show()
+        return self.export_dialog
+
+    def export_training(self, path: str, filt: ExportFilter) -> None:
+        """Write the training file on a worker, with its own database connection."""
+        dialog = self.export_dialog
+        if dialog is None or (self.export_job is not None and self.export_job.is_running()):
+            return
+        db, system = self.ctx.storage.path, self.ctx.settings.system_prompt
+
+        def job(_ctx):
+            storage = Storage(db)  # SQLite connections belong to their thread
+            try:
+                return export_training_data(storage, Path(path), filt, system_prompt=system)
+            finally:
+                storage.close()
+
+        self.export_job = (Job(job, name="export-training", parent=self)
+                           .on_success(lambda report: (dialog.show_report(report),
+                                                       self.statusBar().showMessage(report.summary(), 8000)))
+                           .on_failure(lambda e: dialog.show_error(describe_error(e)))
+                           .start())
+
     # ---- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.review.shutdown()  # cancel a running review before the engine closes
         self.poll_timer.stop()
         self._unsubscribe()
         if "watcher" in self._opened:
             self._opened.pop("watcher").stop()  # no more change signals to a closing window
         for job in (self.answer_job, self.load_job, self.edit_job, self.net_job, self.undo_scan_job,
-                    self.index_job, self.search_job, self.snippet_job, self.adapter_job, self.apply_job):
+                    self.index_job, self.search_job, self.snippet_job, self.adapter_job, self.apply_job,
+                    self.verdict_job,
+                    self.export_job):
             if job is not None and job.is_running():
                 job.cancel()
                 job.wait(SHUTDOWN_WAIT_MS)
@@ -1172,6 +1441,11 @@ def _shown_role(m) -> str:
     return "output" if m.role == "system" and m.meta.get("tool") == "run" else m.role
 
 
+def _rateable(m) -> int | None:
+    """The id of an answer the user can rate (a model's answer; not a list of search results)."""
+    return m.id if m.role == "assistant" and m.meta.get("tool") != "search" else None
+
+
 def _adapter_note(names: list[str]) -> str:
     return f" + {', '.join(names)}" if names else ""
 
@@ -1186,4 +1460,7 @@ def _note(meta: dict) -> str:
         parts.append("cut at the length limit")
     if meta.get("tokens_per_s"):
         parts.append(f"{meta['tokens_per_s']:.1f} tok/s")
+    if meta.get("rules_left_out"):
+        n = meta["rules_left_out"]
+        parts.append(f"{n} older rule{'s' * (n != 1)} left out (no room in the prompt)")
     return " · ".join(parts)

@@ -2,9 +2,9 @@
 
 The zip comes from a file dialog: it may be any file, a re-zipped folder, a zip bomb or a
 zip-slip archive. Nothing is extracted by the names inside it: the three expected members
-are streamed into a scratch folder under fixed names, counting bytes as they come (the sizes
-in the zip's directory can lie), and anything unexpected stops the import with a message.
-The contract is documented in training/README.md.
+(and the optional validation split) are streamed into a scratch folder under fixed names,
+counting bytes as they come (the sizes in the zip's directory can lie), and anything
+unexpected stops the import with a message. The contract is documented in training/README.md.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from app.core.adapters.errors import AdapterError
+from app.core.adapters.validation import MAX_BYTES as MAX_VALIDATION_BYTES
+from app.core.adapters.validation import VALIDATION, read_bundled
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
 MANIFEST = "manifest.json"
 EXPECTED = (WEIGHTS, CONFIG, MANIFEST)
+OPTIONAL = (VALIDATION,)  # the notebook's validation split, for the adapter's verdict
 
 # A 7B model's adapter with r=64 on all seven projections is ~650 MB in float32.
 MAX_WEIGHTS_BYTES = 2 * 1024**3
@@ -35,19 +38,22 @@ _CHUNK = 1024 * 1024
 
 @dataclass
 class AdapterBundle:
-    """The zip's three parts: the two JSON documents parsed, the weights as a file."""
+    """The zip's parts: the two JSON documents parsed, the weights as a file, and the
+    validation split (checked) when the zip has one."""
 
     source: Path
     manifest: dict
     config: dict
     weights: Path
+    validation: Path | None = None
 
 
 def open_bundle(zip_path: Path, scratch: Path, cancelled: Callable[[], bool] = lambda: False) -> AdapterBundle:
-    """Check the zip and stream its three members into ``scratch``.
+    """Check the zip and stream its members into ``scratch``.
 
     Raises AdapterError for: not a zip, unsafe or unexpected names, missing parts, encrypted
-    or linked members, members over the size or compression-ratio caps, malformed JSON.
+    or linked members, members over the size or compression-ratio caps, malformed JSON, a
+    validation split that is not chat JSON Lines or holds more than 200 examples.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
@@ -62,12 +68,17 @@ def open_bundle(zip_path: Path, scratch: Path, cancelled: Callable[[], bool] = l
         members = _members(zf, zip_path.name)
         scratch.mkdir(parents=True, exist_ok=True)
         out = {}
-        for name in EXPECTED:
-            info = members[name]
-            cap = MAX_WEIGHTS_BYTES if name == WEIGHTS else MAX_JSON_BYTES
+        for name in (*EXPECTED, *OPTIONAL):
+            info = members.get(name)
+            if info is None:
+                continue
+            cap = {WEIGHTS: MAX_WEIGHTS_BYTES, VALIDATION: MAX_VALIDATION_BYTES}.get(name, MAX_JSON_BYTES)
             out[name] = _extract(zf, info, scratch / name, cap, zip_path.name, cancelled)
+    validation = out.get(VALIDATION)
+    if validation is not None:
+        read_bundled(validation)  # refuses a malformed one, naming the line
     return AdapterBundle(source=zip_path, manifest=_json(out[MANIFEST], MANIFEST),
-                         config=_json(out[CONFIG], CONFIG), weights=out[WEIGHTS])
+                         config=_json(out[CONFIG], CONFIG), weights=out[WEIGHTS], validation=validation)
 
 
 def _members(zf: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
@@ -85,7 +96,7 @@ def _members(zf: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
             raise AdapterError(f"{label} contains a symbolic link ({name}); adapter zips never do.")
         if info.flag_bits & 0x1:
             raise AdapterError(f"{label} is encrypted ({name}); export it again without a password.")
-        if name in EXPECTED:
+        if name in EXPECTED or name in OPTIONAL:
             if name in found:
                 raise AdapterError(f"{label} contains {name} twice.")
             found[name] = info
@@ -100,7 +111,8 @@ def _members(zf: zipfile.ZipFile, label: str) -> dict[str, zipfile.ZipInfo]:
             shown = ", ".join(extra[:5]) + (" …" if len(extra) > 5 else "")
             parts.append("unexpected " + shown)
         raise AdapterError(f"{label} is not an adapter zip from the training notebook ({'; '.join(parts)}). "
-                           f"It must hold exactly {', '.join(EXPECTED)} at its top level.")
+                           f"It must hold exactly {', '.join(EXPECTED)} at its top level "
+                           f"(and optionally {', '.join(OPTIONAL)}).")
     return found
 
 
@@ -115,6 +127,8 @@ def _check_name(name: str, label: str) -> None:
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, cap: int, label: str,
              cancelled: Callable[[], bool]) -> Path:
     if info.file_size > cap:
+        if cap < 10**7:  # a small cap (the validation split): MB rounding would hide the difference
+            raise AdapterError(f"{info.filename} in {label} is {info.file_size:,} bytes; the limit is {cap:,} bytes.")
         raise AdapterError(f"{info.filename} in {label} would be {info.file_size / 1e6:.0f} MB; "
                            f"the limit is {cap / 1e6:.0f} MB.")
     if info.compress_size and info.file_size > 1024**2 and info.file_size / info.compress_size > MAX_RATIO:

@@ -17,7 +17,7 @@ from app.core.adapters.convert import check_fits, convert
 from app.core.adapters.errors import AdapterError
 from app.core.adapters.manifest import ModelShape, check_peft_config, parse_manifest
 from app.core.adapters.probe import probe_adapter
-from app.core.adapters.store import AdapterStore, StoredAdapter
+from app.core.adapters.store import VALIDATION, AdapterStore, StoredAdapter
 from app.core.models.embedded import StarterModelMissing, starter_model
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from app.core.models.registry import ModelRegistry
@@ -25,7 +25,7 @@ from app.core.models.registry import ModelRegistry
 
 @dataclass
 class ImportProgress:
-    stage: str       # "Checking", "Converting", "Test-loading", "Done"
+    stage: str       # "Checking", "Converting", "Test-loading", "Done" (and "Evaluating": verdict.py)
     done: int = 0
     total: int = 0
 
@@ -79,6 +79,8 @@ def import_adapter(zip_path: Path, store: AdapterStore, models: list[ModelChoice
             progress(ImportProgress("Test-loading"))
             probe_adapter(choice.path, result.path)
         shutil.copyfile(bundle.weights.parent / "manifest.json", out / "manifest.json")
+        if bundle.validation is not None:  # kept for the verdict (evaluated by the caller's engine)
+            shutil.copyfile(bundle.validation, out / VALIDATION)
         shape = ModelShape.from_gguf(info)
         stem = re.sub(r"-?lora$", "", zip_path.stem, flags=re.I) or "adapter"
         adapter = StoredAdapter(

@@ -1,8 +1,10 @@
 """The imported adapters, one folder each, plus which are on and how strongly.
 
 ``<data>/adapters/<id>/`` holds ``adapter.gguf`` (converted), ``manifest.json`` (as it came
-in the zip) and ``info.json`` (what the app shows). A folder appears by one rename of a
-complete staging folder, so a crash mid-import leaves either nothing or a whole adapter.
+in the zip), ``info.json`` (what the app shows), the zip's ``validation.jsonl`` when it had
+one, and ``verdict.json`` once the adapter has been evaluated (``verdict.py``). A folder
+appears by one rename of a complete staging folder, so a crash mid-import leaves either
+nothing or a whole adapter.
 ``state.json`` keeps each adapter's enabled flag and scale; it is separate from the
 folders so that toggling never rewrites an adapter.
 """
@@ -20,6 +22,8 @@ from pathlib import Path
 from app.core.atomic import atomic_write_text
 
 STATE = "state.json"
+VERDICT = "verdict.json"
+VALIDATION = "validation.jsonl"
 MAX_SCALE = 2.0
 
 
@@ -42,10 +46,17 @@ class StoredAdapter:
     enabled: bool = False
     scale: float = 1.0
     folder: str = ""
+    verdict: dict | None = None   # verdict.json (verdict.Verdict.to_dict), None until evaluated
 
     @property
     def file(self) -> Path:
         return Path(self.folder) / "adapter.gguf"
+
+    @property
+    def validation_file(self) -> Path | None:
+        """The validation split that came in the zip, if it had one."""
+        p = Path(self.folder) / VALIDATION
+        return p if self.folder and p.is_file() else None
 
 
 class AdapterStore:
@@ -72,6 +83,7 @@ class AdapterStore:
             a.enabled = bool(s.get("enabled", False))
             a.scale = _clamp(s.get("scale", 1.0))
             a.folder = str(folder)
+            a.verdict = _read_json(folder / VERDICT)
             if model_key is None or a.model_key == model_key:
                 out.append(a)
         return sorted(out, key=lambda a: a.imported)
@@ -94,7 +106,8 @@ class AdapterStore:
         adapter.id = self._unique(adapter.id)
         adapter.folder = ""
         atomic_write_text(staged / "info.json", json.dumps(
-            {k: v for k, v in asdict(adapter).items() if k not in ("enabled", "scale", "folder")}, indent=2))
+            {k: v for k, v in asdict(adapter).items() if k not in ("enabled", "scale", "folder", "verdict")},
+            indent=2))
         final = self.dir / adapter.id
         os.replace(staged, final)
         adapter.folder = str(final)
@@ -116,6 +129,13 @@ class AdapterStore:
 
     def set_scale(self, adapter_id: str, scale: float) -> None:
         self._update(adapter_id, scale=_clamp(scale))
+
+    def set_verdict(self, adapter_id: str, verdict: dict) -> None:
+        """Store an evaluation with the adapter (replacing an earlier one)."""
+        folder = self.dir / adapter_id
+        if folder.parent != self.dir or not (folder / "info.json").is_file():
+            raise FileNotFoundError(f"No adapter {adapter_id!r} (it may have been deleted meanwhile).")
+        atomic_write_text(folder / VERDICT, json.dumps(verdict, indent=2))
 
     def clean(self) -> None:
         """Remove staging/trash folders left by a crash."""
@@ -147,6 +167,14 @@ class AdapterStore:
         entry.update(changes)
         state[adapter_id] = entry
         self._write_state(state)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def _clamp(v) -> float:

@@ -291,3 +291,10 @@ def chunk_file(path: str, text: str, language: str,
     else:
         cut.windows(0, last, "", "window")
     return cut.out
+
+
+# Shared with app/core/learn (documented definitions become training pairs), so both read the
+# same definitions the same way.
+definition_name = _name
+is_definition = _is_definition
+end_row = _end_row

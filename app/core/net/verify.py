@@ -21,6 +21,7 @@ PROBE = (
     "print(json.dumps(r))\n")
 
 BLOCKED, LEAKED, INCONCLUSIVE = "blocked", "leaked", "inconclusive"
+FROZEN_FLAG = "--net-probe"
 
 
 @dataclass
@@ -37,10 +38,24 @@ def parse_target(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def probe_command() -> list[str]:
+    """A fresh interpreter running PROBE: ``python -I -c``, or the frozen app itself with its
+    hidden ``--net-probe`` flag (dispatched in ``app/__main__.py`` before the guard is installed)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_FLAG]
+    return [sys.executable, "-I", "-c", PROBE]
+
+
+def probe_main(argv: list[str]) -> int:
+    """The frozen app's ``--net-probe HOST PORT``: runs PROBE as ``python -I -c`` would."""
+    sys.argv = ["-c", *argv]
+    exec(compile(PROBE, "<verify-probe>", "exec"), {"__name__": "__main__"})
+    return 0
+
+
 def verify(target: str, firewall_active: bool) -> VerifyResult:
     host, port = parse_target(target)
-    r = subprocess.run([sys.executable, "-I", "-c", PROBE, host, str(port)], capture_output=True, text=True,
-                       timeout=30)
+    r = subprocess.run([*probe_command(), host, str(port)], capture_output=True, text=True, timeout=30)
     try:
         outcome = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):

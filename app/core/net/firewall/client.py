@@ -18,6 +18,19 @@ from dataclasses import dataclass
 from app.core.net.firewall.linux_nft import FirewallError, FirewallStatus
 
 HELPER_MODULE = "app.core.net.firewall.helper"
+FROZEN_FLAG = "--firewall-helper"
+# Installed next to the bundle's executable by the .deb (installer/linux/firewall-helper): the
+# program the polkit policy names, so pkexec can run the helper and nothing else of the app.
+WRAPPER = "firewall-helper"
+
+
+def helper_command(python: str = sys.executable) -> list[str]:
+    """The helper's command line: the module under Python; in the bundle, the wrapper the
+    .deb installs beside the executable, else the executable with its hidden flag."""
+    if not getattr(sys, "frozen", False):
+        return [python, "-m", HELPER_MODULE]
+    wrapper = os.path.join(os.path.dirname(sys.executable), WRAPPER)
+    return [wrapper] if os.access(wrapper, os.X_OK) else [sys.executable, FROZEN_FLAG]
 
 
 @dataclass
@@ -36,7 +49,7 @@ class FirewallClient:
         return os.geteuid() == 0
 
     def command(self, action: str) -> list[str]:
-        cmd = [self.python, "-m", HELPER_MODULE, action]
+        cmd = [*helper_command(self.python), action]
         if action == "on":
             cmd += ["--pid", str(self.pid or os.getpid())]
         if os.geteuid() != 0:
@@ -52,7 +65,8 @@ class FirewallClient:
             raise FirewallError("The firewall block is implemented for Linux; Windows and macOS commands are "
                                 "built but untested (see README).")
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        if not getattr(sys, "frozen", False):
+            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             r = subprocess.run(self.command(action), capture_output=True, text=True, timeout=self.timeout, env=env)
         except (OSError, subprocess.TimeoutExpired) as e:

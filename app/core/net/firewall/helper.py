@@ -1,4 +1,5 @@
-"""The privileged helper: ``python -m app.core.net.firewall.helper on|off|status [--pid N]``.
+"""The privileged helper: ``python -m app.core.net.firewall.helper on|off|status [--pid N]``
+(in the bundle: ``offline-coder --firewall-helper ...``, through ``installer/linux/firewall-helper``).
 
 Run as root (through ``pkexec`` with the polkit policy in ``installer/linux/``, or directly
 when the app already is root, as in CI). It does three things only, for the calling user's
@@ -78,11 +79,13 @@ def run(argv: list[str]) -> tuple[int, dict]:
         return 1, {"ok": False, "error": str(e)}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``argv`` without the program name (default ``sys.argv[1:]``); the frozen app passes what
+    follows its hidden ``--firewall-helper`` flag."""
     if sys.platform != "linux":
         print(json.dumps({"ok": False, "error": "This helper is for Linux; see windows.py and macos_pf.py."}))
         return 1
-    code, answer = run(sys.argv[1:])
+    code, answer = run(sys.argv[1:] if argv is None else argv)
     print(json.dumps(answer))
     return code
 

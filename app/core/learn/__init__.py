@@ -1,0 +1,1 @@
+"""Learning from the user's own project: training pairs built from its code."""

@@ -1,0 +1,171 @@
+"""Smoke mode (``OFFLINE_CODER_SMOKE=1``): the packaging checks and the startup benchmark start
+the real app and watch stdout.
+
+With the variable set, ``python -m app`` (or the bundle) opens its window as always and then
+prints, each as one line as it happens:
+
+    smoke: window shown                       (its first paint)
+    smoke: model ready <model name>           (or: smoke: model failed <why>)
+    smoke: firewall <what the firewall job reported>   (Linux, where the app manages it)
+    smoke: closing
+
+then closes the window the way the window manager's close button does (``QWidget.close`` ->
+``closeEvent``: jobs cancelled, engine closed, index released) and the app exits through its
+ordinary path. The exit status is 0 only if the model loaded (3 if not). Nothing else changes.
+
+``OFFLINE_CODER_SMOKE=full`` also runs ``check_bundle()`` before closing (a bundle that misses
+a module fails there, not when a user first searches the web):
+
+    smoke: checked <n> app modules, <k> grammars, web extraction, search engine, keyring
+    smoke: problem <what>                     (one line each; exit status 4)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+
+ENV = "OFFLINE_CODER_SMOKE"
+TIMEOUT_S = 300  # a model that has not loaded by then counts as failed
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "") not in ("", "0")
+
+
+PAGE = (b"<html><head><title>Smoke page</title></head><body><nav>Home | About</nav><article>"
+        b"<h1>Reading files</h1><p>Open the file with a context manager so it is closed even when "
+        b"an exception is raised; the with statement does that for any object with __enter__.</p>"
+        b"<pre><code>with open(path) as f:\n    data = f.read()</code></pre></article>"
+        b"<footer>Copyright</footer></body></html>")
+
+
+def check_bundle() -> tuple[str, list[str]]:
+    """Import every module of the app and use each library it imports only on first use (the
+    grammar wheels, trafilatura with its data files, ddgs/primp, keyring's backends)."""
+    import importlib
+    import pkgutil
+
+    import app
+
+    problems: list[str] = []
+    modules = 0
+    for m in pkgutil.walk_packages(app.__path__, "app."):
+        if m.name in ("app.__main__", __name__):
+            continue
+        try:
+            importlib.import_module(m.name)
+            modules += 1
+        except Exception as e:  # noqa: BLE001 (each failure is reported)
+            problems.append(f"import {m.name}: {e!r}")
+    from app.core.index import grammars
+    missing = [lang for lang in grammars.GRAMMARS if grammars.parser_for(lang) is None]
+    problems += [f"no tree-sitter grammar for {lang}" for lang in missing]
+    try:
+        from app.core.web.pages import extract_text
+        text, title = extract_text(PAGE, "utf-8", "text/html", "https://example.org/smoke")
+        if "context manager" not in text or "Copyright" in text or not title:
+            problems.append(f"trafilatura extracted {text!r} titled {title!r}")
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"web page extraction: {e!r}")
+    try:
+        from app.core.web.search import _engine_class
+        _engine_class()("http://127.0.0.1:9/", 5.0)  # builds primp's client; sends nothing
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"search engine: {e!r}")
+    try:
+        import keyring
+        keyring.get_keyring()
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"keyring: {e!r}")
+    n_grammars = len(grammars.GRAMMARS) - len(missing)
+    return f"{modules} app modules, {n_grammars} grammars, web extraction, search engine, keyring", problems
+
+
+def say(text: str) -> None:
+    print(f"smoke: {text}", flush=True)
+
+
+def attach(app, window) -> None:
+    """Watch ``window`` (already shown) and close it once the model and the firewall job are done."""
+    state = {"model": None, "firewall": window.ctx.firewall is None, "closing": False}
+    started = time.monotonic()
+
+    def maybe_close() -> None:
+        if state["closing"] or state["model"] is None or not state["firewall"]:
+            return
+        state["closing"] = True
+        code = 0 if state["model"] == "ready" else 3
+        if os.environ.get(ENV) == "full":
+            summary, problems = check_bundle()
+            say(f"checked {summary}")
+            for p in problems:
+                say(f"problem {p}")
+            code = code or (4 if problems else 0)
+        say("closing")
+        if code:
+            app.setQuitOnLastWindowClosed(False)
+            window.close()
+            app.exit(code)
+        else:
+            window.close()
+
+    def model_ready() -> None:
+        if state["model"] is None:
+            state["model"] = "ready"
+            say(f"model ready {window.model.name if window.model else '?'}")
+            maybe_close()
+
+    def firewall(status) -> None:
+        if not state["firewall"]:
+            state["firewall"] = True
+            say(f"firewall {getattr(status, 'detail', None) or f'error: {status}'}")
+            maybe_close()
+
+    def watch(job) -> None:
+        if job is not None:
+            job.failed.connect(lambda e, j=job: load_failed(j, e))
+
+    def load_failed(job, e) -> None:
+        # The window's own failure slot ran first; it may have started a fallback load.
+        if window.load_job is not job and window.load_job is not None and window.load_job.is_running():
+            watch(window.load_job)
+        elif state["model"] is None:
+            state["model"] = "failed"
+            say(f"model failed {e}")
+            maybe_close()
+
+    def poll() -> None:
+        if time.monotonic() - started > TIMEOUT_S:
+            state["model"] = state["model"] or "failed"
+            state["firewall"] = True
+            say("timed out")
+            maybe_close()
+
+    window.model_ready.connect(model_ready)
+    watch(window.load_job)
+    window.firewall_changed.connect(firewall)
+    if window.engine is not None:
+        model_ready()
+    timer = QTimer(window)
+    timer.setInterval(1000)
+    timer.timeout.connect(poll)
+    timer.start()
+    window._smoke_painted = _FirstPaint(window)  # noqa: SLF001 (kept alive with the window)
+
+
+class _FirstPaint(QObject):
+    """Says "window shown" at the window's first paint: it is on screen, laid out and drawn."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if obj is self.window and event.type() == QEvent.Paint:
+            self.window.removeEventFilter(self)
+            say("window shown")
+        return False
