@@ -90,11 +90,11 @@ def say(text: str) -> None:
 
 def attach(app, window) -> None:
     """Watch ``window`` (already shown) and close it once the model and the firewall job are done."""
-    state = {"model": None, "firewall": window.ctx.firewall is None, "closing": False}
+    state = {"model": None, "firewall": window.ctx.firewall is None, "closing": False, "shown": False}
     started = time.monotonic()
 
     def maybe_close() -> None:
-        if state["closing"] or state["model"] is None or not state["firewall"]:
+        if state["closing"] or state["model"] is None or not state["firewall"] or not state["shown"]:
             return
         state["closing"] = True
         code = 0 if state["model"] == "ready" else 3
@@ -124,28 +124,24 @@ def attach(app, window) -> None:
             say(f"firewall {getattr(status, 'detail', None) or f'error: {status}'}")
             maybe_close()
 
-    def watch(job) -> None:
-        if job is not None:
-            job.failed.connect(lambda e, j=job: load_failed(j, e))
-
-    def load_failed(job, e) -> None:
-        # The window's own failure slot ran first; it may have started a fallback load.
-        if window.load_job is not job and window.load_job is not None and window.load_job.is_running():
-            watch(window.load_job)
-        elif state["model"] is None:
+    def load_failed(message: str) -> None:
+        # The window's signal, not the job's: a job that fails at once may have emitted before
+        # this module connected to it, while the window's own slot always runs (it was connected
+        # before the job started) and emits model_failed only when no fallback load follows.
+        if state["model"] is None:
             state["model"] = "failed"
-            say(f"model failed {e}")
+            say(f"model failed {message}")
             maybe_close()
 
     def poll() -> None:
         if time.monotonic() - started > TIMEOUT_S:
             state["model"] = state["model"] or "failed"
-            state["firewall"] = True
+            state["firewall"] = state["shown"] = True
             say("timed out")
             maybe_close()
 
     window.model_ready.connect(model_ready)
-    watch(window.load_job)
+    window.model_failed.connect(load_failed)
     window.firewall_changed.connect(firewall)
     if window.engine is not None:
         model_ready()
@@ -153,19 +149,24 @@ def attach(app, window) -> None:
     timer.setInterval(1000)
     timer.timeout.connect(poll)
     timer.start()
-    window._smoke_painted = _FirstPaint(window)  # noqa: SLF001 (kept alive with the window)
+    def shown() -> None:  # a model that fails at once must not close the window before it is drawn
+        state["shown"] = True
+        maybe_close()
+
+    window._smoke_painted = _FirstPaint(window, shown)  # noqa: SLF001 (kept alive with the window)
 
 
 class _FirstPaint(QObject):
     """Says "window shown" at the window's first paint: it is on screen, laid out and drawn."""
 
-    def __init__(self, window):
+    def __init__(self, window, on_shown):
         super().__init__(window)
-        self.window = window
+        self.window, self.on_shown = window, on_shown
         window.installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
         if obj is self.window and event.type() == QEvent.Paint:
             self.window.removeEventFilter(self)
             say("window shown")
+            QTimer.singleShot(0, self.on_shown)  # after this paint has finished
         return False

@@ -82,3 +82,27 @@ def tmpfs(tmp_path):
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def memory_keyring():
+    """A real keyring backend in memory (headless Linux has none usable; tests never touch a real one)."""
+    import keyring
+
+    from tests.memory_keyring import MemoryKeyring
+    before = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(before)
+
+
+@pytest.fixture
+def no_keyring():
+    """keyring's own "fail" backend: what a machine without a key store has."""
+    import keyring
+    from keyring.backends import fail
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(before)

@@ -18,9 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backends import fail
 
 from app.core import doctor, hardware
 from app.core.doctor import FAIL, OK, WARN
@@ -37,7 +35,6 @@ from app.core.net.firewall.client import FirewallClient
 from app.core.paths import app_paths
 from app.core.settings import Settings
 from tests.index_project import make_project
-from tests.memory_keyring import MemoryKeyring
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = ["python", "llama_build", "active_model", "starter_model", "embedder", "disk", "offline", "firewall",
@@ -57,15 +54,6 @@ def indexed_project(tmp_path_factory):
     pi.update()
     pi.close()
     return root, cache / "indexes"
-
-
-@pytest.fixture
-def memory_keyring():
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
 
 
 def make_home(home: Path, project: Path | None = None, index_template: Path | None = None,
@@ -250,9 +238,8 @@ def test_embedding_model_missing_turns_only_the_embedder_red(healthy, tmp_path):
     assert str(partial / "model.onnx") in by_id(checks)["embedder"].detail
 
 
-def test_no_keyring_backend_turns_only_the_key_store_red(healthy):
-    paths, settings, _ = healthy
-    keyring.set_keyring(fail.Keyring())  # what keyring picks on a headless Linux box
+def test_no_keyring_backend_turns_only_the_key_store_red(healthy, no_keyring):
+    paths, settings, _ = healthy  # no_keyring: what keyring picks on a headless Linux box
     checks = doctor.run_checks(paths, settings)
     assert_only_red(checks, "keyring", "Secret Service")
 

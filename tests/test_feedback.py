@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import keyring
 import pytest
 
 from app.core import secrets
@@ -20,7 +19,6 @@ from app.core.intent import Intent, route
 from app.core.rules import MAX_RULE_CHARS, RULES_HEADER, RULES_SHARE, fit_rules, parse_remember
 from app.core.settings import Settings
 from app.core.storage import Rating, Storage
-from tests.memory_keyring import MemoryKeyring
 
 # The schema as version 1 of the app created it (copied, not imported: the test must keep
 # describing the old file even when the migrations list grows).
@@ -269,15 +267,6 @@ def test_a_system_note_does_not_stop_the_first_question_naming_the_chat(chat):
 
 
 # ---- app/core/dataset.py: what may leave the machine -------------------------------------------------
-
-@pytest.fixture
-def memory_keyring():
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
-
 
 @pytest.mark.parametrize("text, expected", [
     ("key = sk-proj-AbCdEf0123456789xyzXYZ", f"key = {SECRET_MARK}"),

@@ -212,7 +212,8 @@ def test_smoke_mode_fails_when_the_model_does_not_load(tmp_path):
     s.save(app_paths(home).ensure().settings_file)
     lines, r = smoke([sys.executable, "-m", "app"], home, cwd=ROOT)
     assert r.returncode == 3, r.stdout + r.stderr
-    assert lines[0] == "smoke: window shown" and lines[-1] == "smoke: closing"
+    # a model that fails at once may say so before the first paint; the close waits for the paint
+    assert "smoke: window shown" in lines and lines[-1] == "smoke: closing"
     assert [ln for ln in lines if ln.startswith("smoke: model failed")]
     assert not [ln for ln in lines if ln.startswith("smoke: model ready")]
 

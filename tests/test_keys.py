@@ -4,32 +4,12 @@
 
 from __future__ import annotations
 
-import keyring
 import pytest
-from keyring.backends import fail
 from PySide6.QtCore import Qt
 
 from app.core import secrets
-from tests.memory_keyring import MemoryKeyring
 
 SECRET = "tvly-THIS-IS-A-SECRET-9f8e7d"
-
-
-@pytest.fixture
-def memory_keyring():
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
-
-
-@pytest.fixture
-def no_keyring():
-    before = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    yield
-    keyring.set_keyring(before)
 
 
 def test_key_round_trips_through_the_keyring(memory_keyring):
@@ -98,8 +78,6 @@ def test_keys_dialog_without_a_keyring_says_so(qtbot, no_keyring):
 
 CRASHING_CHILD = r'''
 import sys, threading
-import keyring
-from tests.memory_keyring import MemoryKeyring
 from app.core import secrets
 from app.core.logs import install_crash_handler, log, setup_logging
 

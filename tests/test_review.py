@@ -8,7 +8,6 @@ import threading
 import time
 from pathlib import Path
 
-import keyring
 import pytest
 
 from app.core import secrets
@@ -23,7 +22,6 @@ from app.core.review import (DIRECTOR, LOCAL, ROLES, STEPS, SYNTHESIS, ReviewErr
                              RoleOutput)
 from app.core.settings import DirectorSettings, Settings
 from tests.fake_openai import FakeOpenAI
-from tests.memory_keyring import MemoryKeyring
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FENCE = "```"
@@ -41,15 +39,6 @@ def fake():
     f = FakeOpenAI()
     yield f
     f.stop()
-
-
-@pytest.fixture
-def memory_keyring():
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
 
 
 def run(engine, subject=None, director=None, params=None, **kw):

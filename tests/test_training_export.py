@@ -13,14 +13,12 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import keyring
 import pytest
 
 from app.core import secrets
 from app.core.training_export import (DUPLICATE, NOT_RATED, OTHER_PROJECT, OUTSIDE_DATES, RATED_DOWN, STOPPED,
                                       TOO_SHORT, WEB_ANSWER, ExportError, ExportFilter, export_training_data)
 from app.core.storage import Storage
-from tests.memory_keyring import MemoryKeyring
 from training.data import normalise, prepare, read_jsonl
 
 KEY = "tvly-planted-key-for-the-export-test-0042"
@@ -31,13 +29,10 @@ FIX_REQUEST = "This code fails:\n```python\ndiv(1, 0)\n```\nZeroDivisionError: d
 
 
 @pytest.fixture
-def memory_keyring():
-    before = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
+def memory_keyring(memory_keyring):
+    """conftest's in-memory keyring, holding a Tavily key that must never reach an export."""
     secrets.set_key("tavily", KEY)
-    yield backend
-    keyring.set_keyring(before)
+    return memory_keyring
 
 
 def u(text):

@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.core.sandbox import RunResult, SandboxError, SandboxLimits, make_folder, run_in_folder
+from app.core.sandbox import RunResult, SandboxError, SandboxLimits, code_python, make_folder, run_in_folder
+
 
 # Tests take longer than a snippet: generous time and memory, still bounded.
 TEST_LIMITS = SandboxLimits(time_s=300.0, memory_mb=4096, output_bytes=400_000, file_mb=256)
@@ -96,12 +96,7 @@ def project_python(project: Path) -> str:
             candidate = venv / rel
             if candidate.exists():
                 return str(candidate)
-    if not getattr(sys, "frozen", False):
-        return sys.executable
-    found = shutil.which("python3") or shutil.which("python")
-    if found is None:
-        raise SandboxError("Running the project's tests needs Python installed on this computer; none was found.")
-    return found
+    return code_python()  # the app's own, or (frozen) python3 on PATH
 
 
 def has_tests(project: Path) -> bool:

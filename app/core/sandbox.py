@@ -327,7 +327,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 # ---- the parent side ------------------------------------------------------------------------------
-def _python() -> str:
+def code_python() -> str:
     """The interpreter for code blocks. In a frozen build sys.executable is the app itself,
     so look for an installed python3 instead."""
     if not getattr(sys, "frozen", False):
@@ -418,7 +418,7 @@ def run_code(code: str, language: str = "python", *, limits: SandboxLimits | Non
         raise SandboxError(f"Code in {language!r} cannot be run here; only Python and shell can.")
     if language == "shell" and not confirmed_shell:
         raise SandboxError(SHELL_NOT_CONFIRMED)
-    interpreter = _python()
+    interpreter = code_python()
     root = make_folder()
     try:
         home, tmp = root / ".home", root / ".tmp"
@@ -472,7 +472,7 @@ def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limi
     }
     # The bootstrap runs under the same flags as the code: in the python-guard case it IS the
     # code's interpreter. -I ignores PYTHON* variables, hence -u -B -X utf8.
-    boot = [boot_python or _python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
+    boot = [boot_python or code_python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
     kwargs: dict = {}
     if os.name == "posix":
         kwargs.update(start_new_session=True, pass_fds=(status_w,))

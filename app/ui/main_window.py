@@ -106,6 +106,7 @@ def describe_error(e: BaseException) -> str:
 
 class MainWindow(QMainWindow):
     model_ready = Signal()        # a model finished loading
+    model_failed = Signal(str)    # loading failed for good (no fallback left), with the message shown
     answer_finished = Signal(object)  # GenerationResult of the last answer
     changes_planned = Signal(object)  # ChangeSet proposed by the last answer (or recomputed)
     changes_applied = Signal(object)  # UndoRecord
@@ -920,6 +921,7 @@ class MainWindow(QMainWindow):
             self.load_model(notice=f"{describe_error(e)} Went back to the previous model.")
             return
         self.chat_panel.show_error(describe_error(e))
+        self.model_failed.emit(describe_error(e))
 
     # ---- conversations -----------------------------------------------------------------------
     def _refresh_list(self) -> None:
