@@ -78,6 +78,8 @@ def test_keys_dialog_without_a_keyring_says_so(qtbot, no_keyring):
 
 CRASHING_CHILD = r'''
 import sys, threading
+import keyring
+from tests.memory_keyring import MemoryKeyring
 from app.core import secrets
 from app.core.logs import install_crash_handler, log, setup_logging
 
