@@ -76,3 +76,127 @@ class Namespace:
         sh("ip", "link", "del", self.host_if, check=False)
         sh("ip", "netns", "del", self.name, check=False)
         time.sleep(0.05)
+
+
+# ---- an app namespace behind a sink ------------------------------------------------------------
+EGRESS_TABLE = """table inet oc_egress {
+  counter egress { }
+  chain output { type filter hook output priority 0; policy accept; oifname != "lo" counter name "egress"; }
+}
+"""
+
+
+class SinkNamespaces:
+    """Two namespaces the test makes: ``name`` for the code under test, and ``sink``.
+
+    The only link out of ``name`` is a veth whose other end is in ``sink`` (never the root
+    namespace); ``name``'s only route is a default route through it, and ``sink`` has no route
+    further and does not forward, so whatever the code sends, to any address, goes over the veth
+    and stops in ``sink``. ``/etc/netns/<name>/resolv.conf`` names the sink as the resolver and
+    ``nsswitch.conf`` there says ``hosts: files dns`` (``ip netns exec`` bind-mounts both over
+    /etc), so a DNS lookup, from Python or from native threads through getaddrinfo, is a packet
+    over the veth too, never a query to the machine's own resolver. IPv6 is off in both namespaces
+    before the links exist (no router solicitations or DAD). The egress is counted twice: the
+    veth's tx_packets (ARP included) and an nftables counter on every non-loopback output.
+
+    With ``dns_log=True`` a UDP listener in the sink records the names asked for (it never
+    answers, so nothing can follow a lookup), read with :meth:`dns_queries`.
+    """
+
+    def __init__(self, tag: int, dns_log: bool = False):
+        pid = os.getpid()
+        n = (pid * 11 + tag) % 250 + 1
+        self.name, self.sink = f"oca-{pid}-{tag}", f"ocs-{pid}-{tag}"
+        self.ns_if, self.sink_if = f"oca{pid % 100000}{tag}", f"ocs{pid % 100000}{tag}"
+        self.ns_ip, self.sink_ip = f"10.232.{n}.2", f"10.232.{n}.1"
+        self.etc = f"/etc/netns/{self.name}"
+        self.dns_log = dns_log
+        self.listener: subprocess.Popen | None = None
+        self._log_path = f"/tmp/{self.sink}-dns.log"
+
+    def __enter__(self) -> "SinkNamespaces":
+        try:
+            self._up()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _up(self) -> None:
+        for ns in (self.name, self.sink):
+            sh("ip", "netns", "add", ns)
+            for scope in ("all", "default"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1")
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        sh("ip", "link", "add", self.ns_if, "netns", self.name, "type", "veth", "peer", "name", self.sink_if,
+           "netns", self.sink)
+        for ns, iface in ((self.name, self.ns_if), (self.sink, self.sink_if)):
+            v6 = sh("ip", "netns", "exec", ns, "sysctl", "-n", f"net.ipv6.conf.{iface}.disable_ipv6").stdout
+            assert v6.strip() == "1", f"IPv6 still on for {iface} in {ns}"
+        os.makedirs(self.etc, exist_ok=True)
+        with open(f"{self.etc}/resolv.conf", "w") as f:
+            f.write(f"nameserver {self.sink_ip}\noptions timeout:1 attempts:1\n")
+        with open(f"{self.etc}/nsswitch.conf", "w") as f:
+            f.write("passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
+                    "protocols: files\nservices: files\n")
+        self.sink_exec("ip", "addr", "add", f"{self.sink_ip}/30", "dev", self.sink_if)
+        self.sink_exec("ip", "link", "set", "lo", "up")
+        self.sink_exec("ip", "link", "set", self.sink_if, "up")
+        self.exec("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
+        self.exec("ip", "link", "set", "lo", "up")
+        self.exec("ip", "link", "set", self.ns_if, "up")
+        self.exec("ip", "route", "add", "default", "via", self.sink_ip, "dev", self.ns_if)
+        r = subprocess.run(["ip", "netns", "exec", self.name, "nft", "-f", "-"], input=EGRESS_TABLE, text=True,
+                           capture_output=True)
+        assert r.returncode == 0, r.stderr
+        if self.dns_log:
+            code = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                    f"s.bind(('{self.sink_ip}',53))\nprint('up',flush=True)\nlog=open(sys.argv[1],'a')\n"
+                    "while True:\n d,_=s.recvfrom(4096);i=12;parts=[]\n"
+                    " while i<len(d) and d[i]:\n  parts.append(d[i+1:i+1+d[i]].decode('ascii','replace'));i+=1+d[i]\n"
+                    " log.write('.'.join(parts)+'\\n');log.flush()\n")
+            self.listener = subprocess.Popen(["ip", "netns", "exec", self.sink, sys.executable, "-c", code,
+                                              self._log_path], stdout=subprocess.PIPE, text=True)
+            assert self.listener.stdout.readline().strip() == "up"
+
+    def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.name, *args, check=check)
+
+    def sink_exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.sink, *args, check=check)
+
+    def command(self, *cmd: str) -> list[str]:
+        """``cmd`` as run inside the app namespace (for subprocess.run/Popen)."""
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def egress(self) -> tuple[int, int]:
+        """(tx packets on the namespace's veth, packets nft counted leaving on a non-lo link)."""
+        import json
+        out = json.loads(self.exec("nft", "-j", "list", "counter", "inet", "oc_egress", "egress").stdout)
+        packets = next(i["counter"]["packets"] for i in out["nftables"] if "counter" in i)
+        tx = int(self.exec("cat", f"/sys/class/net/{self.ns_if}/statistics/tx_packets").stdout)
+        return tx, packets
+
+    def dns_queries(self) -> list[str]:
+        try:
+            with open(self._log_path) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def __exit__(self, *exc) -> None:
+        if self.listener is not None:
+            self.listener.kill()
+            self.listener.wait()
+        for ns in (self.name, self.sink):
+            sh("ip", "netns", "del", ns, check=False)  # takes the veth pair with it
+        shutil.rmtree(self.etc, ignore_errors=True)
+        try:
+            os.rmdir("/etc/netns")  # only when no other test's namespace still has a folder there
+        except OSError:
+            pass
+        try:
+            os.remove(self._log_path)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,16 +146,27 @@ def test_windows_and_macos_command_lines():
 
 
 def test_linux_ruleset_text():
-    text = linux_nft.ruleset("/offline-coder/app-1000-42")
+    text = linux_nft.ruleset()
     assert "table inet offline_coder {" in text and 'oifname "lo" accept' in text
-    assert 'socket cgroupv2 level 2 "' in text and 'counter name "blocked" reject' in text
+    assert "set apps { typeof socket cgroupv2 level 2; counter; }" in text
+    assert "socket cgroupv2 level 2 @apps jump reject_app" in text and 'counter name "blocked" reject' in text
     assert text.index('oifname "lo" accept') < text.index("reject")
+    assert "delete table" not in text  # loading it never drops other instances' blocks
+    assert linux_nft.owner_of("unified/offline-coder/app-1000-42") == (1000, 42)
+    assert linux_nft.owner_of("/offline-coder/app-0-7") == (0, 7)
+    assert linux_nft.owner_of("memory/process_api/memory.max") is None
+    with pytest.raises(linux_nft.FirewallError):
+        linux_nft._quote('x" } ; flush ruleset ; {"')
 
 
 # ---- the real firewall ---------------------------------------------------------------------------
-def helper(*args: str) -> subprocess.CompletedProcess:
+def helper(*args: str, uid: int | None = None) -> subprocess.CompletedProcess:
+    """The helper as root, called by user ``uid`` (pkexec tells it who through PKEXEC_UID)."""
+    env = dict(os.environ)
+    if uid is not None:
+        env["PKEXEC_UID"] = str(uid)
     return subprocess.run([sys.executable, "-m", "app.core.net.firewall.helper", *args], capture_output=True,
-                          text=True, cwd=HERE.parent)
+                          text=True, cwd=HERE.parent, env=env)
 
 
 def ruleset() -> str:
@@ -162,11 +174,13 @@ def ruleset() -> str:
 
 
 class AppProcess:
-    """tests/net_app.py: the process the helper puts into the app's cgroup."""
+    """tests/net_app.py: the process the helper puts into the app's cgroup (as user ``uid``)."""
 
-    def __init__(self):
-        self.p = subprocess.Popen([sys.executable, str(HERE / "net_app.py")], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+    def __init__(self, uid: int | None = None):
+        # net_app.py needs only the standard library; our interpreter may live under /root.
+        python = sys.executable if uid is None else shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+        self.p = subprocess.Popen([python, str(HERE / "net_app.py")], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, user=uid, cwd="/")
         assert json.loads(self.p.stdout.readline())["ready"]
 
     def ask(self, cmd: str, host: str, port: int) -> str:
@@ -190,7 +204,8 @@ def test_firewall_blocks_the_apps_process_tree_and_off_removes_every_rule():
         try:
             assert app.ask("probe", ns.ns_ip, ns.port) == "connected"  # online: it works
             st = client.on()
-            assert st.active and st.cgroup.rstrip('"').endswith(f"offline-coder/app-0-{app.p.pid}")
+            assert st.active and st.cgroup.endswith(f"offline-coder/app-0-{app.p.pid}")
+            assert "this window is blocked" in st.detail
             assert linux_nft.cgroup_of(app.p.pid) == f"/offline-coder/app-0-{app.p.pid}"
             before = client.status().blocked_packets
             assert app.ask("probe", ns.ns_ip, ns.port) == "refused"   # a child of the app
@@ -213,8 +228,8 @@ def test_firewall_blocks_the_apps_process_tree_and_off_removes_every_rule():
             client.off()
             app.close()
             srv.close()
-    # With the app gone, `off` also removes its empty cgroup.
-    client.off()
+    # With the app gone, the next `off` (of any instance) also removes its empty cgroup.
+    FirewallClient().off()
     assert not (linux_nft.cgroup2_mount() / linux_nft.app_cgroup_name(0, app.p.pid)).exists()
 
 
@@ -236,6 +251,145 @@ def test_helper_refuses_bad_arguments_without_touching_rules():
         nobody.wait()
     assert ruleset() == before
     assert not (linux_nft.cgroup2_mount() / linux_nft.app_cgroup_name(65534, nobody.pid)).exists()
+
+
+# ---- two instances, two users ---------------------------------------------------------------------
+USER_A, USER_B = 60001, 60002
+
+
+def answer(r: subprocess.CompletedProcess) -> dict:
+    return json.loads(r.stdout)
+
+
+@needs_ns
+@pytest.mark.slow
+def test_two_users_instances_are_blocked_independently_and_cannot_unblock_each_other():
+    with Namespace(5) as ns:
+        ns.serve()
+        a, b = AppProcess(USER_A), AppProcess(USER_B)
+        try:
+            r = helper("on", "--pid", str(a.p.pid), uid=USER_A)
+            assert r.returncode == 0 and answer(r)["status"]["active"], r.stdout + r.stderr
+            assert a.ask("probe", ns.ns_ip, ns.port) == "refused"
+            assert b.ask("probe", ns.ns_ip, ns.port) == "connected"   # A's block is A's only
+
+            r = helper("on", "--pid", str(b.p.pid), uid=USER_B)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert a.ask("probe", ns.ns_ip, ns.port) == "refused"     # B's on did not replace A's
+            assert b.ask("probe", ns.ns_ip, ns.port) == "refused"
+            st_b = answer(r)["status"]
+            assert st_b["active"] and st_b["cgroup"].endswith(f"app-{USER_B}-{b.p.pid}")
+            assert "this window is blocked" in st_b["detail"] and "1 other instance(s)" in st_b["detail"]
+            assert len(st_b["covered"]) == 2
+
+            # B cannot take A out, nor put A in or out by naming A's process.
+            for args in (["off", "--pid", str(a.p.pid)], ["on", "--pid", str(a.p.pid)]):
+                r = helper(*args, uid=USER_B)
+                assert r.returncode == 2 and f"belongs to user {USER_A}" in answer(r)["error"], args
+            assert a.ask("probe", ns.ns_ip, ns.port) == "refused"
+
+            r = helper("off", "--pid", str(b.p.pid), uid=USER_B)
+            assert r.returncode == 0 and not answer(r)["status"]["active"], r.stdout
+            assert "this window is NOT blocked" in answer(r)["status"]["detail"]
+            assert b.ask("probe", ns.ns_ip, ns.port) == "connected"
+            assert a.ask("probe", ns.ns_ip, ns.port) == "refused"     # B's off left A's block alone
+
+            # Each instance's status is its own: A sees itself blocked, with its own packet count.
+            st_a = answer(helper("status", "--pid", str(a.p.pid), uid=USER_A))["status"]
+            assert st_a["active"] and st_a["blocked_packets"] >= 1
+            assert any(d[0] == ns.ns_ip and int(d[2]) == ns.port for d in st_a["destinations"])
+            st_b = answer(helper("status", "--pid", str(b.p.pid), uid=USER_B))["status"]
+            assert not st_b["active"] and st_b["blocked_packets"] == 0
+
+            r = helper("off", "--pid", str(a.p.pid), uid=USER_A)
+            assert r.returncode == 0 and "offline_coder" not in ruleset()  # the last one out removes the table
+            assert a.ask("probe", ns.ns_ip, ns.port) == "connected"
+        finally:
+            for app, uid in ((a, USER_A), (b, USER_B)):
+                helper("off", "--pid", str(app.p.pid), uid=uid)
+                app.close()
+        assert "offline_coder" not in ruleset()
+
+
+@needs_ns
+def test_a_killed_instance_leaves_nothing_behind_after_the_next_on_or_off():
+    a, b = AppProcess(USER_A), AppProcess(USER_B)
+    try:
+        assert helper("on", "--pid", str(a.p.pid), uid=USER_A).returncode == 0
+        a_dir = linux_nft.cgroup2_mount() / linux_nft.app_cgroup_name(USER_A, a.p.pid)
+        assert a_dir.is_dir()
+        a.p.kill()  # a crash: A never says off
+        a.p.wait()
+        r = helper("on", "--pid", str(b.p.pid), uid=USER_B)
+        assert r.returncode == 0, r.stdout + r.stderr
+        covered = answer(r)["status"]["covered"]
+        assert [c for c in covered if f"app-{USER_A}-" in c] == [] and len(covered) == 1
+        assert not a_dir.exists()
+        r = helper("off", "--pid", str(b.p.pid), uid=USER_B)
+        assert r.returncode == 0 and "offline_coder" not in ruleset()
+    finally:
+        a.p.kill()
+        helper("off", "--pid", str(b.p.pid), uid=USER_B)
+        b.close()
+    helper("off")  # no pid: only cleans what is gone
+    parent = linux_nft.cgroup2_mount() / linux_nft.CGROUP_PARENT
+    assert not list(parent.glob(f"app-{USER_A}-*")) and not list(parent.glob(f"app-{USER_B}-*"))
+
+
+# ---- Verify contacts nobody --------------------------------------------------------------------------
+def test_verify_accepts_only_documentation_addresses_and_old_settings_are_replaced(tmp_path):
+    from app.core.net.verify import DEFAULT_TARGET, VerifyTargetError, parse_target, verify
+    from app.core.settings import Settings
+
+    assert parse_target("192.0.2.1:443") == ("192.0.2.1", 443)
+    assert parse_target("[2001:db8::1]:80") == ("2001:db8::1", 80)
+    assert parse_target("203.0.113.9:9") == ("203.0.113.9", 9)
+    for bad in ("1.1.1.1:443", "8.8.8.8:53", "10.0.0.1:80", "127.0.0.1:80", "example.org:443", "192.0.2.1",
+                "192.0.2.1:0", "[2606:4700::1111]:443"):
+        with pytest.raises(VerifyTargetError):
+            parse_target(bad)
+    with pytest.raises(VerifyTargetError, match="never routed"):
+        verify("1.1.1.1:443", None)  # refused before any child starts
+    f = tmp_path / "settings.toml"
+    f.write_text('verify_target = "1.1.1.1:443"\n')
+    assert Settings.load(f).verify_target == DEFAULT_TARGET == Settings().verify_target
+
+
+VERIFY_IN_NS = """
+import json, os, sys
+from app.core.net.firewall.client import FirewallClient
+from app.core.net.verify import DEFAULT_TARGET, verify
+client = FirewallClient(pid=os.getpid())
+on = sys.argv[1] == "on" and client.on().active
+r = verify(DEFAULT_TARGET, client.status)
+print(json.dumps({"on": on, "verdict": r.verdict, "message": r.message, "off": on and client.off().active}))
+"""
+
+
+@needs_ns
+@pytest.mark.slow
+def test_verify_blocked_and_not_blocked_inside_a_namespace_that_reaches_nobody():
+    """The not-blocked case sends a SYN to 192.0.2.1: only ever inside namespaces the test made,
+    whose one route ends in a sink namespace. (nsenter, not `ip netns exec`, which would mount
+    a /sys without the cgroup hierarchy.)"""
+    from tests.netns import SinkNamespaces
+
+    def run(mode: str) -> dict:
+        r = subprocess.run(["nsenter", f"--net=/run/netns/{ns.name}", sys.executable, "-c", VERIFY_IN_NS, mode],
+                           capture_output=True, text=True, cwd=HERE.parent, timeout=120,
+                           env=dict(os.environ, PYTHONPATH=str(HERE.parent)))
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    with SinkNamespaces(6) as ns:
+        start = ns.egress()
+        out = run("on")
+        assert out["on"] and not out["off"]
+        assert out["verdict"] == "blocked" and "counter for this window went from 0 to 1" in out["message"], out
+        assert ns.egress() == start  # blocked: not one packet left the namespace
+        out = run("off")
+        assert out["verdict"] == "leaked" and "left this computer unrejected and timed out" in out["message"], out
+        assert ns.egress()[1] > start[1]  # the unblocked attempt did go out, into the sink
 
 
 # ---- no byte leaves --------------------------------------------------------------------------------

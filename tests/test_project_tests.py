@@ -161,3 +161,31 @@ def test_parse_fix_and_has_tests(tmp_path):
     flat.mkdir()
     (flat / "calc_test.py").write_text("")
     assert has_tests(flat) and has_tests(make_project(tmp_path / "proj"))
+
+
+SECRET_TEST = ("import unittest\n\n\nclass SecretTest(unittest.TestCase):\n"
+               "    def test_home_is_hidden(self):\n"
+               "        with self.assertRaises(OSError):\n"
+               "            open({path!r}).read()\n")
+
+
+def test_a_virtualenv_project_under_the_hidden_home_still_runs(tmp_path, monkeypatch):
+    """The home is hidden from the tests, but the project and its .venv (and the interpreter the
+    venv points at, here under /root/.pyenv) come back read-only, so the tests still run."""
+    home = tmp_path / "home"
+    key = home / ".ssh" / "id_rsa"
+    key.parent.mkdir(parents=True)
+    key.write_text("TOP-SECRET-KEY\n")
+    monkeypatch.setenv("HOME", str(home))
+    project = make_project(home / "code" / "proj", test=UNITTEST_TEST)
+    (project / "tests" / "test_secret.py").write_text(SECRET_TEST.format(path=str(key)))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True)
+    run = run_project_tests(project)
+    assert run.python == project_python(project) and Path(run.python).parent.parent == project / ".venv"
+    assert run.result.isolation == sandbox.NETNS, run.result
+    assert str(home) in run.result.hidden, run.result
+    assert "TOP-SECRET-KEY" not in run.output
+    assert run.result.exit_code == 1 and "AssertionError: -1 != 5" in run.output, run.output
+    (project / "calc.py").write_text(FIXED)
+    again = run_project_tests(project)
+    assert again.passed and "Ran 2 tests" in again.output, again.output

@@ -6,10 +6,12 @@ first shows that an ordinary process CAN reach it, so the sandbox's failure to i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.core import sandbox
+from app.no_telemetry import NO_TELEMETRY
 from app.core.sandbox import RunResult, SandboxError, SandboxLimits, language_of, run_code
 from tests.netns import Namespace, can_make_namespaces
 
@@ -154,7 +157,8 @@ def test_environment_has_no_secrets_and_home_is_inside(monkeypatch):
     assert "sk-secret" not in r.stdout and "TAVILY" not in r.stdout
     env = dict(line.split(" ", 1) for line in r.stdout.splitlines())
     assert set(env) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONIOENCODING", "PYTHONDONTWRITEBYTECODE",
-                        "PYTHONUNBUFFERED", "CWD"}
+                        "PYTHONUNBUFFERED", "CWD"} | set(NO_TELEMETRY)
+    assert all(env.get(k) == v for k, v in NO_TELEMETRY.items()), env  # the no-telemetry switches
     assert env["HOME"].startswith(env["CWD"] + os.sep) and env["TMPDIR"].startswith(env["CWD"] + os.sep)
     assert not Path(env["CWD"]).exists(), "the sandbox folder was not deleted"
 
@@ -247,3 +251,195 @@ def test_summary_wording():
     assert RunResult(**{**base, "exit_code": -11}).summary() == "killed by SIGSEGV after 0.3 s"
     assert RunResult(**{**base, "timed_out": True}, limits=SandboxLimits(time_s=10)).summary() \
         == "stopped: time limit (10 s)"
+
+
+# ---- what is not the code's business: the user's home, /home, /root, the app's own data ----------
+READ_SECRETS = """
+import os
+paths = {paths!r}
+for name, path in sorted(paths.items()):
+    try:
+        print("READ", name, open(path).read())
+    except OSError as e:
+        print("DENIED", name, type(e).__name__)
+for folder in {folders!r}:
+    try:
+        print("LIST", folder, sorted(os.listdir(folder)))
+    except OSError as e:
+        print("LIST", folder, type(e).__name__)
+"""
+
+
+def plant_secrets(base: Path) -> tuple[Path, Path, dict[str, Path], str]:
+    """A home with an SSH key and a keyring, and an app folder with a chat database; each file
+    holds the same unique secret text. Returns (home, app home, {name: file}, secret)."""
+    secret = f"TOP-SECRET-{uuid.uuid4().hex}"
+    home, app_home = base / "home", base / "app-home"
+    files = {"ssh": home / ".ssh" / "id_rsa", "keyring": home / ".local/share/keyrings/login.keyring",
+             "chats": app_home / "data" / "chats.db"}
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"-----BEGIN {secret}-----\n")
+    (home / ".ssh").chmod(0o700)
+    files["ssh"].chmod(0o600)
+    return home, app_home, files, secret
+
+
+def read_secrets_code(files: dict[str, Path], folders: list[Path]) -> str:
+    return READ_SECRETS.format(paths={k: str(v) for k, v in files.items()}, folders=[str(f) for f in folders])
+
+
+def assert_nothing_read(r: RunResult, files: dict[str, Path], secret: str) -> None:
+    assert secret not in r.stdout and secret not in r.stderr, r
+    lines = r.stdout.splitlines()
+    for name in files:
+        assert any(line in (f"DENIED {name} FileNotFoundError", f"DENIED {name} PermissionError")
+                   for line in lines), (name, r.stdout, r.stderr)
+
+
+@pytest.fixture
+def planted(tmp_path, monkeypatch):
+    home, app_home, files, secret = plant_secrets(tmp_path)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("OFFLINE_CODER_HOME", str(app_home))
+    return home, app_home, files, secret
+
+
+@linux_root
+def test_home_and_the_apps_data_are_hidden_from_python(planted):
+    home, app_home, files, secret = planted
+    r = run_code(read_secrets_code(files, [home, Path("/root"), Path("/home")]))
+    assert r.isolation == sandbox.NETNS and r.filesystem == sandbox.READ_ONLY and r.exit_code == 0, r
+    assert_nothing_read(r, files, secret)
+    for folder in (home, "/home"):
+        assert f"LIST {folder} []" in r.stdout, r.stdout  # an empty folder where it was
+    # /root is empty too, but for the way to the interpreter when it lives there (pyenv)
+    way = sorted({Path(p).relative_to("/root").parts[0] for p in (sys.prefix, sys.base_prefix)
+                  if p.startswith("/root/")})
+    assert f"LIST /root {way}" in r.stdout, r.stdout
+    hidden = set(r.hidden)
+    assert {str(home), str(app_home), "/root"} <= hidden, r.hidden
+    assert not r.notes, r.notes
+    assert (files["ssh"].read_text().startswith("-----BEGIN")), "the real files are untouched"
+
+
+@linux_root
+def test_home_is_hidden_from_shell_code_too(planted):
+    home, app_home, files, secret = planted
+    code = "".join(f"cat {path}\n" for path in files.values()) + f"ls -A {home}\necho done\n"
+    r = run_code(code, "shell", confirmed_shell=True)
+    assert r.isolation == sandbox.NETNS and r.stdout == "done\n", r
+    assert secret not in r.stdout + r.stderr
+    assert r.stderr.count("No such file or directory") == len(files), r.stderr
+
+
+@linux_root
+def test_a_sandbox_folder_under_the_hidden_home_still_works(planted, monkeypatch):
+    """TMPDIR inside home: the run's own folder comes back, writable; the rest of home does not."""
+    home, app_home, files, secret = planted
+    tmp = home / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    code = read_secrets_code(files, [home]) + "open('made.txt', 'w').write('ok')\nprint('CWD', os.getcwd())\n"
+    r = run_code(code, keep_dir=True)
+    try:
+        assert r.exit_code == 0 and r.isolation == sandbox.NETNS, r
+        assert r.directory.parent == tmp and (r.directory / "made.txt").read_text() == "ok"
+        assert_nothing_read(r, files, secret)
+        assert f"LIST {home} ['tmp']" in r.stdout, r.stdout  # only the way to the sandbox folder
+        assert str(home) in r.hidden
+    finally:
+        shutil.rmtree(r.directory, ignore_errors=True)
+
+
+def test_the_python_guard_hides_nothing_and_says_so(planted, monkeypatch):
+    monkeypatch.setattr(sandbox, "USE_NAMESPACES", False)
+    home, app_home, files, secret = planted
+    r = run_code("print('hi')\n")
+    assert r.isolation == sandbox.PYTHON_GUARD and r.hidden == [] and r.stdout == "hi\n", r
+    assert any("not hidden" in note for note in r.notes), r.notes
+
+
+NOBODY = 65534
+AS_NOBODY = """
+import json, sys
+from app.core.sandbox import run_code
+code, shell = sys.argv[1], sys.argv[2]
+out = {}
+for name, (text, language) in {"python": (code, "python"), "shell": (shell, "shell")}.items():
+    try:
+        r = run_code(text, language, confirmed_shell=True)
+        out[name] = {"stdout": r.stdout, "stderr": r.stderr, "exit": r.exit_code, "isolation": r.isolation,
+                     "hidden": r.hidden, "notes": r.notes, "filesystem": r.filesystem}
+    except Exception as e:
+        out[name] = {"error": str(e)}
+print(json.dumps(out))
+"""
+
+
+def python_for(uid: int) -> str | None:
+    """An interpreter that user can run (ours may live under /root), with the app importable."""
+    for candidate in (sys.executable, shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")):
+        try:
+            if candidate and subprocess.run([candidate, "-c", "import sys; assert sys.version_info >= (3, 9)"],
+                                            user=uid, capture_output=True, cwd="/").returncode == 0:
+                return candidate
+        except OSError:  # that user may not even reach it (ours is under /root here)
+            continue
+    return None
+
+
+@linux_root
+def test_home_is_hidden_for_an_ordinary_user_too():
+    """As an ordinary user (uid 65534) the sandbox takes the user-namespace path; hiding works there too."""
+    python = python_for(NOBODY)
+    if python is None:
+        pytest.skip("no Python interpreter that uid 65534 can run")
+    import platformdirs
+    repo = Path(__file__).resolve().parent.parent
+    pythonpath = os.pathsep.join([str(repo), str(Path(platformdirs.__file__).parent.parent)])
+    if subprocess.run([python, "-c", "import app.core.sandbox"], user=NOBODY, capture_output=True, cwd="/",
+                      env={"PYTHONPATH": pythonpath, "PATH": os.defpath}).returncode != 0:
+        pytest.skip(f"uid {NOBODY} cannot read the app's source at {repo}")
+    base = Path(tempfile.mkdtemp(prefix="sandbox-nobody-", dir="/tmp"))
+    try:
+        home, app_home, files, secret = plant_secrets(base)
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in [dirpath] + [os.path.join(dirpath, f) for f in filenames]:
+                os.chown(name, NOBODY, NOBODY)
+        base.chmod(0o755)
+        shell = "".join(f"cat {path}\n" for path in files.values()) + "echo done\n"
+        env = {"PYTHONPATH": pythonpath, "PATH": os.defpath, "HOME": str(home), "OFFLINE_CODER_HOME": str(app_home)}
+        done = subprocess.run([python, "-c", AS_NOBODY, read_secrets_code(files, [home]), shell], user=NOBODY,
+                              capture_output=True, text=True, cwd="/", env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        if out["python"].get("isolation") != sandbox.NETNS:
+            pytest.skip(f"uid {NOBODY} cannot make namespaces here: {out}")
+        py, sh = out["python"], out["shell"]
+        assert py["exit"] == 0 and py["filesystem"] == sandbox.READ_ONLY, py
+        assert secret not in py["stdout"] + py["stderr"] and secret not in sh["stdout"] + sh["stderr"], out
+        for name in files:
+            assert f"DENIED {name} FileNotFoundError" in py["stdout"], py
+        assert f"LIST {home} []" in py["stdout"] and {str(home), str(app_home)} <= set(py["hidden"]), py
+        assert sh["stdout"] == "done\n" and sh["stderr"].count("No such file or directory") == len(files), sh
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@linux_root
+def test_a_folder_whose_contents_cannot_come_back_is_shown_again_with_a_note(planted, monkeypatch):
+    """Hiding never fails a run: when what a run needs cannot be brought back under a hidden folder
+    (here the covering tmpfs has no room for the way to the interpreter under /root), that folder
+    is shown again, left out of ``hidden`` and noted; the other hidden folders stay hidden."""
+    if not sys.base_prefix.startswith("/root/"):
+        pytest.skip("needs the interpreter under /root (a pyenv Python, as in CI)")
+    from app.core import sandbox_mounts
+    monkeypatch.setattr(sandbox_mounts, "COVER_OPTIONS", "size=64k,nr_inodes=1,mode=755")
+    home, app_home, files, secret = planted
+    r = run_code(read_secrets_code(files, [home]))
+    assert r.exit_code == 0 and r.isolation == sandbox.NETNS and r.filesystem == sandbox.READ_ONLY, r
+    assert "/root" not in r.hidden and str(home) in r.hidden, r.hidden
+    assert any(note.startswith("/root not hidden") for note in r.notes), r.notes
+    assert_nothing_read(r, files, secret)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-COMMANDS = ("search", "web", "code", "fix", "run", "remember")
+COMMANDS = ("search", "web", "code", "fix", "run", "remember", "offline", "online")
 
 
 @dataclass(frozen=True)
 class Intent:
     kind: str   # "chat", "search" (list results), "web" (search, read, answer), "code", "fix", "run",
-    #             "remember" (store a standing rule)
+    #             "remember" (store a standing rule), "offline"/"online" (the toolbar's Offline toggle)
     text: str   # the request without the command word
 
 
@@ -59,3 +59,17 @@ def route(text: str) -> Intent:
         if m and m["q"].strip(" ?.!"):
             return Intent("web", m["q"].strip().rstrip("?.!").strip())
     return Intent("chat", text.strip())
+
+
+def network_note(offline: bool, was_offline: bool) -> str:
+    """What ``/offline`` or ``/online`` changed, in the chat's words."""
+    if offline:
+        if was_offline:
+            return "Offline mode was already on: nothing changed. The Network panel shows the firewall's state."
+        return ("Offline mode is now on: the app and every program it starts are cut off from the network "
+                "(the app's own guard at once, the OS firewall in a moment; see the Network panel). "
+                "Web search and downloads are refused until you turn it off.")
+    if not was_offline:
+        return "Offline mode was already off: nothing changed."
+    return ("Offline mode is now off: web search, downloads and the review director may connect when you ask "
+            "them to, and nothing else. Every connection is listed in the Network panel.")

@@ -9,6 +9,9 @@ tests do not need (VCS folders, virtualenvs, caches, ``node_modules``) and is si
 Which Python: the project's own virtualenv when it has one (``.venv``, ``venv``, ``env``), so its
 dependencies are importable; the virtualenv itself stays where it is and is read (read-only)
 from the sandbox. Otherwise the app's interpreter (or, in a frozen build, ``python3`` on PATH).
+The sandbox hides the user's home; when the project (and so its venv) lies there, the original
+project folder is brought back read-only for the run (a venv's editable installs point at it),
+as are the interpreter's prefixes (see sandbox_mounts.py).
 
 Which runner: pytest when that interpreter has it, else ``unittest discover`` (it always
 exists). pytest runs with ``-x`` (stop at the first failure: one failure at a time is what a
@@ -248,7 +251,7 @@ def run_project_tests(project: Path, args: list[str] | None = None, *, limits: S
                 on_output(stream, mapped(text))
         result = run_in_folder(root, [python, "-B", "-u", "-X", "utf8", str(runner)],
                                limits=limits or TEST_LIMITS, on_output=forward, cancelled=cancelled,
-                               python=python)
+                               python=python, keep=[project])
         result.stdout, result.stderr = mapped(result.stdout), mapped(result.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)

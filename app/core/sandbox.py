@@ -27,7 +27,11 @@ What each run gets (measured on Linux as root and as an ordinary user; see docs/
   there;
 * on Linux, when the namespaces work, a mount namespace in which every file system is
   read-only except the sandbox folder (``filesystem == "read-only"``); else the only guarantee
-  is that the code starts in its own folder (``filesystem == "open"``).
+  is that the code starts in its own folder (``filesystem == "open"``);
+* in that mount namespace the user's home, ``/home``, ``/root`` and the app's own folders are
+  hidden under empty read-only folders (``RunResult.hidden`` lists them), and only what the run
+  needs comes back: see sandbox_mounts.py. The python-guard fallback cannot hide anything:
+  there the code can read whatever the app's user can (``hidden`` is empty, with a note).
 
 The child is started through a small Python bootstrap (``_BOOTSTRAP``) rather than a
 ``preexec_fn``: the UI calls ``run_code`` from a worker thread, and CPython documents that
@@ -55,6 +59,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from app.core import sandbox_mounts
+from app.core.sandbox_mounts import MOUNTS_SOURCE
+from app.no_telemetry import NO_TELEMETRY
 
 NETNS = "netns"
 PYTHON_GUARD = "python-guard"
@@ -96,6 +104,7 @@ class RunResult:
     limits: SandboxLimits | None = None
     directory: Path | None = None  # the sandbox folder, only when keep_dir=True
     notes: list[str] = field(default_factory=list)  # what the bootstrap could not set up, for logs
+    hidden: list[str] = field(default_factory=list)  # folders covered by an empty one (sandbox_mounts)
 
     def summary(self) -> str:
         """One line for the chat: what happened, in words a user understands."""
@@ -144,9 +153,10 @@ def language_of(fence_info: str) -> str | None:
 # Kept as source text so it runs under `python -I -c`, with nothing imported from the app.
 _BOOTSTRAP = r'''
 import json, os, sys
+''' + MOUNTS_SOURCE + r'''
 cfg = json.loads(sys.argv[1])
 status_fd = cfg["status_fd"]
-status = {"isolation": None, "filesystem": "open", "notes": []}
+status = {"isolation": None, "filesystem": "open", "notes": [], "hidden": []}
 
 
 def report():
@@ -213,37 +223,13 @@ if linux and cfg["namespaces"]:
             s.close()
         except OSError as e:
             status["notes"].append("loopback stays down: %s" % e)
-        # Every mount read-only except the sandbox folder (needs mount_setattr, Linux 5.12+).
-        MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-        AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY, SYS_mount_setattr = -100, 0x8000, 1, 442
-
-        def setattr_(path, flags, set_=0, clr=0):
-            attr = (ctypes.c_uint64 * 4)(set_, clr, 0, 0)
-            if libc.syscall(SYS_mount_setattr, AT_FDCWD, path.encode(), flags, ctypes.byref(attr),
-                            ctypes.sizeof(attr)) != 0:
-                raise OSError(ctypes.get_errno(), "mount_setattr " + path)
-
-        def mount(src, dst, fstype, flags, data=None):
-            if libc.mount(src and src.encode(), dst.encode(), fstype and fstype.encode(), flags,
-                          data and data.encode()) != 0:
-                raise OSError(ctypes.get_errno(), "mount " + dst)
-
-        try:
-            mount(None, "/", None, MS_REC | MS_PRIVATE)
-            mount(root, root, None, MS_BIND)
-            setattr_("/", AT_RECURSIVE, set_=MOUNT_ATTR_RDONLY)
-            setattr_(root, 0, clr=MOUNT_ATTR_RDONLY)
-            os.chdir(root)  # the old cwd is the folder under the bind mount, which is read-only
-            status["filesystem"] = "read-only"
-            try:  # multiprocessing needs a writable /dev/shm: a small private one
-                mount("tmpfs", "/dev/shm", "tmpfs", 2 | 4, "size=%dk,mode=1777" % (cfg["file_bytes"] // 1024))
-            except OSError as e:
-                status["notes"].append("no private /dev/shm: %s" % errno_text(e.errno))
-        except OSError as e:
-            status["notes"].append("file system not made read-only: %s (%s)" % (errno_text(e.errno), e))
+        # Every mount read-only except the sandbox folder (needs mount_setattr, Linux 5.12+),
+        # the home and the app's folders hidden: see sandbox_mounts.py.
+        make_mounts(libc, ctypes, cfg, status)
 
 if status["isolation"] is None:
     status["isolation"] = "python-guard"
+    status["notes"].append("home and app folders not hidden: no mount namespace here")
     if cfg["language"] != "python":
         status["error"] = "no-netns-for-shell"
         report()
@@ -277,8 +263,9 @@ if pidns:
         try:  # a /proc that shows only this namespace's processes, read-only
             if libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8 | 1, None) != 0:
                 raise OSError(ctypes.get_errno(), "mount /proc")
-        except OSError:
-            pass
+        except OSError:  # the host's: /proc/<pid>/root would show what is hidden, so none at all
+            if status["hidden"]:
+                libc.mount(b"tmpfs", b"/proc", b"tmpfs", 2 | 4 | 8 | 1, b"size=4k,mode=555")
         drop_privileges()
         try:
             os.execv(cfg["argv"][0], cfg["argv"])
@@ -355,6 +342,7 @@ def _environment(root: Path, home: Path, tmp: Path) -> dict[str, str]:
         "PYTHONIOENCODING": "utf-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
+        **NO_TELEMETRY,
     }
     if os.name == "nt":  # Windows cannot start Python without these
         for key in ("SYSTEMROOT", "WINDIR", "COMSPEC", "PATHEXT"):
@@ -441,16 +429,18 @@ def run_code(code: str, language: str = "python", *, limits: SandboxLimits | Non
 
 def run_in_folder(root: Path, argv: list[str], *, limits: SandboxLimits | None = None,
                   on_output: Callable[[str, str], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None, python: str | None = None) -> RunResult:
+                  cancelled: Callable[[], bool] | None = None, python: str | None = None,
+                  keep: list[str | Path] | tuple = ()) -> RunResult:
     """Run a Python program (``argv``, its last item the script) in an already prepared
     sandbox folder ``root`` (made by ``make_folder``), with the same isolation as ``run_code``.
 
     ``python`` is the interpreter for the bootstrap as well as the program (for a project's
     own virtualenv): in the python-guard fallback the bootstrap runs the script itself, so it
-    must be the same interpreter. The caller deletes ``root``."""
+    must be the same interpreter. ``keep``: folders to bring back, read-only, when they lie
+    under a hidden one (see sandbox_mounts). The caller deletes ``root``."""
     root = Path(root)
     return _run(argv, "python", root, root / ".home", root / ".tmp", limits or SandboxLimits(),
-                on_output, cancelled, boot_python=python)
+                on_output, cancelled, boot_python=python, keep=keep)
 
 
 def make_folder() -> Path:
@@ -463,16 +453,21 @@ def make_folder() -> Path:
 
 def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limits: SandboxLimits,
          on_output: Callable[[str, str], None] | None, cancelled: Callable[[], bool] | None,
-         boot_python: str | None = None) -> RunResult:
+         boot_python: str | None = None, keep: list[str | Path] | tuple = ()) -> RunResult:
+    boot_python = boot_python or code_python()
+    hide, kept = [], []
+    if USE_NAMESPACES and sys.platform.startswith("linux"):
+        hide, kept = sandbox_mounts.plan(boot_python, keep)
     status_r, status_w = os.pipe()
     cfg = {
         "status_fd": status_w, "root": str(root), "argv": argv, "language": language,
         "namespaces": USE_NAMESPACES, "memory_bytes": limits.memory_mb * 1024 * 1024,
         "file_bytes": limits.file_mb * 1024 * 1024, "cpu_s": int(math.ceil(limits.time_s)) + 1,
+        "hide": hide, "keep": kept, "cover": sandbox_mounts.COVER_OPTIONS,
     }
     # The bootstrap runs under the same flags as the code: in the python-guard case it IS the
     # code's interpreter. -I ignores PYTHON* variables, hence -u -B -X utf8.
-    boot = [boot_python or code_python(), "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
+    boot = [boot_python, "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
     kwargs: dict = {}
     if os.name == "posix":
         kwargs.update(start_new_session=True, pass_fds=(status_w,))
@@ -598,4 +593,4 @@ def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limi
                      memory_exceeded=memory, cancelled=was_cancelled, duration_s=round(duration, 3),
                      isolation=status.get("isolation") or PYTHON_GUARD, output_truncated=truncated,
                      filesystem=status.get("filesystem") or OPEN, limits=limits,
-                     notes=list(status.get("notes") or []))
+                     notes=list(status.get("notes") or []), hidden=list(status.get("hidden") or []))

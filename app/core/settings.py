@@ -70,8 +70,9 @@ class Settings:
     recent_projects: list = field(default_factory=list)
     # Offline mode (on at first start): the OS firewall and the in-process guard block the network.
     offline: bool = True
-    # What the Network panel's Verify tries to reach (it must be refused while offline).
-    verify_target: str = "1.1.1.1:443"
+    # What the Network panel's Verify tries to reach: a documentation address that is never
+    # routed (app/core/net/verify.py refuses any other), so proving the block contacts nobody.
+    verify_target: str = "192.0.2.1:443"
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     # Web search provider for /search and /web: "duckduckgo" (no key) or "tavily" (key in the OS keyring).
     search_provider: str = "duckduckgo"
@@ -91,7 +92,10 @@ class Settings:
             # A broken settings file must not keep the app from starting; the defaults apply
             # and the next save writes a good file.
             return cls()
-        return _from_dict(cls, raw)
+        settings = _from_dict(cls, raw)
+        from app.core.net.verify import allowed_target
+        settings.verify_target = allowed_target(settings.verify_target)
+        return settings
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash mid-save leaves the old file, never half a file."""

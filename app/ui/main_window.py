@@ -26,7 +26,7 @@ from app.core.learn.project_set import default_output
 from app.core.chat import ChatService, PendingAnswer, answer_reserve, build_messages
 from app.core.fix import CodeBlock, fix_request, last_runnable, runnable_blocks
 from app.core.project_tests import FixTarget, has_tests, parse_fix
-from app.core.intent import route
+from app.core.intent import network_note, route
 from app.core.net.policy import OfflineError
 from app.core.sandbox import RunResult, SandboxError, run_code
 from app.core.secrets import KeyringUnavailable
@@ -345,9 +345,11 @@ class MainWindow(QMainWindow):
 
     def verify_block(self) -> None:
         target = self.ctx.settings.verify_target
-        active = bool(self.firewall_status and self.firewall_status.active)
-        self.network_panel.verify_label.setText(f"Verifying: connecting to {target} from a child process…")
-        Job(lambda _ctx: verify(target, active), name="verify", parent=self) \
+        fw = self.ctx.firewall
+        read = fw.status if fw is not None and fw.quiet_status else None
+        self.network_panel.verify_label.setText(f"Verifying: connecting to {target} (a documentation address "
+                                                "nobody answers) from a child process…")
+        Job(lambda _ctx: verify(target, read), name="verify", parent=self) \
             .on_success(self._verified) \
             .on_failure(lambda e: self._verified(VerifyResult("inconclusive", target, describe_error(e)))) \
             .start()
@@ -985,11 +987,13 @@ class MainWindow(QMainWindow):
 
     # ---- asking ------------------------------------------------------------------------------
     def send(self, text: str) -> None:
+        intent = route(text)
+        if intent.kind in ("offline", "online"):  # needs no model, and works while an answer runs
+            return self.switch_network(intent.kind == "offline")
         if self.engine is None or self._busy_guard() or self._evaluating():
             return
         if self.current_id is None:
             self.current_id = self.ctx.storage.create_conversation().id
-        intent = route(text)
         if intent.kind == "remember":
             return self.remember(intent.text, text)
         if intent.kind == "search":
@@ -1315,6 +1319,16 @@ class MainWindow(QMainWindow):
     def _changes_discarded(self) -> None:
         source, self._changes_source = self._changes_source, None
         self._implicit_rating(source, "rejected")
+
+    def switch_network(self, offline: bool) -> None:
+        """/offline and /online: what the toolbar toggle does, said in the chat."""
+        note = network_note(offline, policy.is_offline())
+        self.set_offline(offline)
+        if self.current_id is None:
+            self.current_id = self.ctx.storage.create_conversation().id
+        self.ctx.storage.add_message(self.current_id, "system", note, {"tool": "network", "offline": offline})
+        self.chat_panel.view.add_message("system", note)
+        self._refresh_list()
 
     def remember(self, rest: str, text: str) -> None:
         """/remember <rule> (every project) or /remember --project <rule> (the open one)."""

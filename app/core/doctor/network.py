@@ -1,8 +1,9 @@
 """Offline mode as the app sees it (settings, this process's policy, the guard, the last blocked
 attempts) and as the OS firewall has it (read back from the kernel).
 
-The nftables rule is per app process: the window loads it at start (and at each toggle) for its
-own cgroup ``offline-coder/app-<uid>-<pid>``. So "expected" depends on who asks:
+The nftables block is per app instance: the window adds its own cgroup
+``offline-coder/app-<uid>-<pid>`` to the blocked set at start (and at each toggle). So
+"expected" depends on who asks:
 
 * the window (:func:`window_firewall`): the rule must cover the window's own cgroup;
 * the command line (:func:`cli_firewall`): it must cover every running app process that the
@@ -102,24 +103,27 @@ def check_firewall(settings_offline: bool, view: FirewallView) -> Check:
     dests = [f"{d[0]}:{d[2]} ({d[1]})" for d in (st.destinations or []) if len(d) == 3]
     seen = (f" The firewall rejected traffic to {len(dests)} destination(s), last: "
             f"{', '.join(dests[-SHOWN_ATTEMPTS:])}." if dests else "")
+    covered = [str(c).strip('"').strip("/") for c in (st.covered or ([st.cgroup] if st.active else []))]
+    mine = [c for c in view.must_cover if any(_covers(rule, c) for rule in covered)]
     if not settings_offline:
-        if st.active:
+        if mine:
             return Check("firewall", title, WARN,
-                         f"Offline mode is off, but an offline rule is still loaded (cgroup {st.cgroup}).",
+                         f"Offline mode is off, but {view.who} is still blocked ({', '.join(mine)}).",
                          "Turn Offline on and off again in the toolbar to remove it.")
-        return Check("firewall", title, OK, "Offline mode is off and no offline rule is loaded (read from nftables).")
-    if not st.active:
+        return Check("firewall", title, OK, f"Offline mode is off and {view.who} is not blocked (read from nftables).")
+    if not mine:
         return Check("firewall", title, FAIL,
-                     f"Offline mode is on, but the OS firewall has no offline rule loaded (read back from nftables): "
-                     f"native code and child processes of {view.who} could reach the network.", REAPPLY)
-    rule = str(st.cgroup).strip('"').strip("/")
-    uncovered = [c for c in view.must_cover if not _covers(rule, c)]
+                     f"Offline mode is on, but the OS firewall does not block {view.who} (read back from nftables"
+                     f"{'; it blocks ' + ', '.join(covered) if covered else ''}): native code and child processes "
+                     f"of {view.who} could reach the network.", REAPPLY)
+    uncovered = [c for c in view.must_cover if c not in mine]
     if uncovered:
         return Check("firewall", title, FAIL,
-                     f"The offline rule covers {rule}, but {view.who} runs in {', '.join(uncovered)}: "
-                     "that is not blocked.", REAPPLY)
+                     f"The offline rule blocks {', '.join(mine)}, but {view.who} also runs in "
+                     f"{', '.join(uncovered)}: that is not blocked.", REAPPLY)
     return Check("firewall", title, OK,
-                 f"Offline rule loaded (read from nftables) for {rule}; {st.blocked_packets} packets rejected.{seen}")
+                 f"Offline rule loaded (read from nftables) for {', '.join(mine)}; {st.blocked_packets} "
+                 f"packets rejected.{seen}")
 
 
 def _covers(rule: str, cgroup: str) -> bool:

@@ -1,9 +1,11 @@
 """How the app talks to the privileged helper: one subprocess per on/off/status.
 
 When the app is root (CI, a container) the helper runs directly; otherwise through
-``pkexec``, which shows the system's password dialog and checks the polkit policy
-(``installer/linux/org.offlinecoder.firewall.policy``). The state comes back read from the
-kernel, never from the app's own flag.
+``pkexec``, which checks the polkit policy (``installer/linux/org.offlinecoder.firewall.policy``).
+The installed policy lets the active local user run exactly this helper without a password
+(see docs/decisions.md); from a source checkout pkexec falls back to the generic action and
+asks. Every call names this instance's process, so status, on and off are about this window
+only. The state comes back read from the kernel, never from the app's own flag.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ FROZEN_FLAG = "--firewall-helper"
 # Installed next to the bundle's executable by the .deb (installer/linux/firewall-helper): the
 # program the polkit policy names, so pkexec can run the helper and nothing else of the app.
 WRAPPER = "firewall-helper"
+# The .deb's policy: the active local user runs the helper without a password.
+POLICY = "/usr/share/polkit-1/actions/org.offlinecoder.firewall.policy"
 
 
 def helper_command(python: str = sys.executable) -> list[str]:
@@ -41,17 +45,24 @@ class FirewallClient:
 
     @property
     def quiet_status(self) -> bool:
-        """Whether ``status()`` runs without asking for a password (only as root).
+        """Whether ``status()`` runs without asking for a password: as root, or in the installed
+        app whose polkit policy allows the active user (``allow_active`` yes).
 
-        Through pkexec each call may show the password dialog, so the app polls the firewall
-        only when this is true, and otherwise reads it back after each on/off.
+        Otherwise each pkexec call may show the password dialog, so the app polls the firewall
+        only when this is true, and else reads it back after each on/off.
         """
-        return os.geteuid() == 0
+        if os.geteuid() == 0:
+            return True
+        if not getattr(sys, "frozen", False):
+            return False
+        try:
+            text = open(POLICY, encoding="utf-8").read()
+        except OSError:
+            return False
+        return "<allow_active>yes</allow_active>" in text
 
     def command(self, action: str) -> list[str]:
-        cmd = [*helper_command(self.python), action]
-        if action == "on":
-            cmd += ["--pid", str(self.pid or os.getpid())]
+        cmd = [*helper_command(self.python), action, "--pid", str(self.pid or os.getpid())]
         if os.geteuid() != 0:
             pkexec = shutil.which("pkexec")
             if pkexec is None:
@@ -77,8 +88,7 @@ class FirewallClient:
             raise FirewallError(f"The firewall helper failed: {(r.stderr or r.stdout).strip()[-300:]}") from None
         if not answer.get("ok"):
             raise FirewallError(answer.get("error", "The firewall helper failed."))
-        s = answer["status"]
-        return FirewallStatus(s["active"], s["blocked_packets"], s["cgroup"], s["detail"], s.get("destinations", []))
+        return FirewallStatus.from_dict(answer["status"])
 
     def on(self) -> FirewallStatus:
         return self._call("on")

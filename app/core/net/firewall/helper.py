@@ -3,13 +3,19 @@
 
 Run as root (through ``pkexec`` with the polkit policy in ``installer/linux/``, or directly
 when the app already is root, as in CI). It does three things only, for the calling user's
-own process: put it in its cgroup and load the block (``on``), remove the block (``off``),
-report what the kernel has loaded (``status``). Arguments are validated before anything is
-changed; every answer is one JSON line on stdout; exit status 0 ok, 1 failed, 2 refused.
+own process: put it in its cgroup and add that cgroup to the blocked set (``on``), take the
+caller's own cgroup out of the set (``off``), report what the kernel has loaded (``status``).
+Every process and cgroup it touches must belong to the caller; instances that are gone (an
+empty cgroup) are cleaned on each on/off, whoever they belonged to, since nothing runs there.
+Calls are serialised by a lock file, so two instances starting together cannot interleave.
+Arguments are validated before anything is changed; every answer is one JSON line on stdout;
+exit status 0 ok, 1 failed, 2 refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -19,6 +25,7 @@ from pathlib import Path
 from app.core.net.firewall import linux_nft
 
 ACTIONS = ("on", "off", "status")
+LOCK = Path("/run/offline-coder-firewall.lock")
 
 
 class Refused(ValueError):
@@ -63,20 +70,57 @@ def parse(argv: list[str]) -> tuple[str, int | None]:
     return action, pid
 
 
+@contextlib.contextmanager
+def _locked():
+    """One helper at a time (all of them run as root): read-modify-write of the set is atomic."""
+    path = LOCK if LOCK.parent.is_dir() and os.access(LOCK.parent, os.W_OK) else Path("/tmp") / LOCK.name
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def own_cgroup(pid: int, uid: int) -> str | None:
+    """``pid``'s app cgroup if it is one of ``uid``'s (else None: nothing of the caller's to touch)."""
+    try:
+        path = linux_nft.cgroup_of(pid)
+    except OSError:
+        raise Refused(f"There is no process {pid}.") from None
+    owner = linux_nft.owner_of(path)
+    if owner is None:
+        return None
+    if owner[0] != uid:
+        raise Refused(f"Process {pid} is in user {owner[0]}'s cgroup, not the caller's ({uid}); refused.")
+    return path
+
+
 def run(argv: list[str]) -> tuple[int, dict]:
     try:
         action, pid = parse(argv)
+        uid = caller_uid()
+        mine = own_cgroup(pid, uid) if pid is not None and action == "off" else None
     except Refused as e:
         return 2, {"ok": False, "error": str(e)}
     try:
-        if action == "on":
-            linux_nft.block(linux_nft.place_in_cgroup(pid, caller_uid()))
-        elif action == "off":
-            linux_nft.unblock()
-            linux_nft.remove_empty_app_cgroups()
-        return 0, {"ok": True, "status": linux_nft.status().as_dict()}
+        if action == "status":
+            view = linux_nft.cgroup_of(pid) if pid is not None else None
+            return 0, {"ok": True, "status": linux_nft.status(view).as_dict()}
+        with _locked():
+            linux_nft.clean_stale()
+            if action == "on":
+                mine = linux_nft.place_in_cgroup(pid, uid)
+                linux_nft.block(mine)
+            elif mine is not None:
+                linux_nft.unblock(mine)
+            linux_nft.drop_table_if_unused()
+            view = linux_nft.cgroup_of(pid) if pid is not None else None
+            return 0, {"ok": True, "status": linux_nft.status(view).as_dict()}
     except linux_nft.FirewallError as e:
         return 1, {"ok": False, "error": str(e)}
+    except OSError as e:
+        return 1, {"ok": False, "error": f"The firewall helper could not read the system: {e}"}
 
 
 def main(argv: list[str] | None = None) -> int:
