@@ -22,7 +22,7 @@ from typing import Callable
 
 PROBE = (
     "import errno,json,socket,sys,time\n"
-    "h,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+    "h,p=sys.argv[1],int(sys.argv[2]);t=float(sys.argv[3]) if len(sys.argv)>3 else 3.0\n"
     "t0=time.monotonic()\n"
     "try:\n"
     " s=socket.create_connection((h,p),timeout=t);s.close();r='connected'\n"
