@@ -102,52 +102,70 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cli_turn(paths, settings, engine, question: str, project: str | None = None, index=None, params=None):
+    """(PendingAnswer, messages, params) for one question, built by ChatService exactly as the
+    window builds a first question: the user's rules (the project's too), and with ``index``
+    the project's best chunks."""
+    import dataclasses
+
+    from app.core.chat import ChatService
+    from app.core.storage import Storage, StorageError
+
+    # --project asks for grounding explicitly, whatever the window's toggle says.
+    settings.retrieval = dataclasses.replace(settings.retrieval, use_project=index is not None)
+    try:
+        storage = Storage(paths.database)
+    except StorageError as e:
+        print(f"warning: {e} Answering without your rules.", file=sys.stderr)
+        storage = None
+    try:
+        chat = ChatService(storage, settings)
+        chat.project = Path(project).expanduser().resolve() if project else None
+        if index is not None:
+            from app.core.index.context import PROMPT_CHUNKS
+            from app.core.index.rank import RankWeights
+            weights = RankWeights.from_settings(settings.retrieval)
+            chat.retriever = lambda q: index.search(q, PROMPT_CHUNKS, weights)
+        pending = chat.single_turn(question)
+        return pending, chat.prompt(engine, pending), params or chat.params()
+    finally:
+        if storage is not None:
+            storage.close()
+
+
 def cmd_ask(args) -> int:
-    from app.core.chat import build_messages, answer_reserve
-    from app.core.engine import Engine, EngineConfig, EngineError, GenerationParams
-    from app.core.models.active import active_model
-    from app.core.models.embedded import StarterModelMissing
+    """One question through the same ChatService prompt and model loading as the window."""
+    from app.core.adapters.store import AdapterStore
+    from app.core.engine import EngineError, GenerationParams
+    from app.core.errors import UserError
+    from app.core.models.loading import load_engine
     from app.core.paths import app_paths
     from app.core.settings import Settings
 
-    settings = Settings.load(app_paths(args.home).settings_file)
+    paths = app_paths(args.home)
+    settings = Settings.load(paths.settings_file)
     question = sys.stdin.read() if args.question == "-" else args.question
     if not question.strip():
         print("error: the question is empty", file=sys.stderr)
         return 2
+    store = None if args.no_adapters else AdapterStore(paths.data_dir / "adapters")
     try:
-        model = active_model(settings, args.model)
-        engine = Engine(model.path, EngineConfig(n_ctx=args.ctx or settings.n_ctx,
-                                                 n_threads=args.threads or settings.n_threads))
-    except (EngineError, StarterModelMissing) as e:
+        loaded = load_engine(settings, store, args.model, n_ctx=args.ctx, n_threads=args.threads)
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if not args.no_adapters:
-        from app.core.adapters.manifest import ModelShape
-        from app.core.adapters.store import AdapterStore
-        store = AdapterStore(app_paths(args.home).data_dir / "adapters")
-        try:
-            engine.set_adapters(store.active(ModelShape.from_gguf(engine.model.info).key))
-        except EngineError as e:
-            print(f"warning: {e} Answering without adapters.", file=sys.stderr)
-    g = settings.generation
-    params = (GenerationParams.greedy(g.max_tokens) if args.greedy else
-              GenerationParams(g.temperature, g.top_p, g.top_k, g.max_tokens, g.repeat_penalty))
+    model, engine = loaded.model, loaded.engine
+    if loaded.note:
+        print(f"warning: {loaded.note}", file=sys.stderr)
     if args.max_tokens:
-        params.max_tokens = args.max_tokens
-    budget = engine.n_ctx - answer_reserve(engine.n_ctx, params.max_tokens)
-    system, sources = _with_rules(args.home, args.project, settings, engine, budget), []
-    if args.project:
-        from app.core.index.context import PROMPT_CHUNKS, with_project_context
-        from app.core.index.rank import RankWeights
-        r = settings.retrieval
-        pi, _ = _project_index(args.home, args.project)
-        hits = pi.search(question, PROMPT_CHUNKS, RankWeights.from_settings(r))
-        pi.close()
-        system, ctx = with_project_context(system, hits, r.context_tokens, budget, engine.count_tokens)
-        sources = [h.citation for h in ctx.hits]
-    messages = build_messages(system, [{"role": "user", "content": question}],
-                              budget, engine.count_message_tokens)
+        settings.generation.max_tokens = args.max_tokens  # the prompt keeps room for this answer
+    params = GenerationParams.greedy(settings.generation.max_tokens) if args.greedy else None
+    pi = _project_index(args.home, args.project)[0] if args.project else None
+    try:
+        pending, messages, params = cli_turn(paths, settings, engine, question, args.project, pi, params)
+    finally:
+        if pi is not None:
+            pi.close()
 
     def out(piece: str) -> None:
         sys.stdout.write(piece)
@@ -163,34 +181,14 @@ def cmd_ask(args) -> int:
         return 130
     finally:
         sys.stdout.write("\n")
-    if sources:
-        print("Sources: " + ", ".join(sources))
+    if pending.sources:
+        print("Sources: " + ", ".join(h.citation for h in pending.sources))
     if args.stats:
         print(f"[{model.name}] {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s, "
               f"first token {result.time_to_first_token_s or 0:.2f} s, load {engine.model.load_s:.2f} s",
               file=sys.stderr)
     engine.close()
     return 0 if result.text.strip() else 1
-
-
-def _with_rules(home, project: str | None, settings, engine, budget: int) -> str:
-    """The system prompt with the user's standing rules (the global ones and the project's),
-    as the window sends it."""
-    from app.core.chat import ChatService
-    from app.core.paths import app_paths
-    from app.core.storage import Storage, StorageError
-
-    try:
-        storage = Storage(app_paths(home).database)
-    except StorageError as e:
-        print(f"warning: {e} Answering without your rules.", file=sys.stderr)
-        return settings.system_prompt
-    try:
-        chat = ChatService(storage, settings)
-        chat.project = Path(project).expanduser().resolve() if project else None
-        return chat.base_system(engine, chat.rules_now(), budget)[0]
-    finally:
-        storage.close()
 
 
 def _display_problem() -> str | None:
@@ -242,7 +240,7 @@ def cmd_gui(args) -> int:
     install_crash_handler(ctx.paths.log_dir, lambda path, message: crashes.reported.emit(
         f"Something went wrong ({message}). A report without keys or file contents was saved to {path}."))
     window = MainWindow(ctx)
-    crashes.reported.connect(window.chat_panel.show_error)
+    crashes.reported.connect(window.features.chat.panel.show_error)
     window.show()
     from app import smoke  # OFFLINE_CODER_SMOKE=1: the packaging checks' mode (app/smoke.py)
     if smoke.enabled():
@@ -356,19 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         return probe_main(raw[1:])
     args = _parser().parse_args(argv)
     _network_guard(getattr(args, "home", None))
-    if args.command == "ask":
-        return cmd_ask(args)
-    if args.command == "index":
-        return cmd_index(args)
-    if args.command == "search":
-        return cmd_search(args)
-    if args.command == "adapters":
-        return cmd_adapters(args)
-    if args.command == "doctor":
-        return cmd_doctor(args)
-    if args.command == "export-chats":
-        return cmd_export_chats(args)
-    return cmd_gui(args)
+    commands = {"ask": cmd_ask, "index": cmd_index, "search": cmd_search, "adapters": cmd_adapters,
+                "doctor": cmd_doctor, "export-chats": cmd_export_chats}
+    from app.core.errors import UserError
+    try:
+        return commands.get(args.command, cmd_gui)(args)
+    except UserError as e:  # written for the user: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

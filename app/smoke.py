@@ -112,10 +112,10 @@ def attach(app, window) -> None:
         else:
             window.close()
 
-    def model_ready() -> None:
+    def model_ready(*_loaded) -> None:
         if state["model"] is None:
             state["model"] = "ready"
-            say(f"model ready {window.model.name if window.model else '?'}")
+            say(f"model ready {window.engine_service.model.name if window.engine_service.model else '?'}")
             maybe_close()
 
     def firewall(status) -> None:
@@ -140,9 +140,9 @@ def attach(app, window) -> None:
             say("timed out")
             maybe_close()
 
-    window.model_ready.connect(model_ready)
-    window.model_failed.connect(load_failed)
-    window.firewall_changed.connect(firewall)
+    window.engine_service.loaded.connect(model_ready)
+    window.engine_service.failed.connect(load_failed)
+    window.features.network.firewall_changed.connect(firewall)
     if window.engine is not None:
         model_ready()
     timer = QTimer(window)
@@ -153,7 +153,10 @@ def attach(app, window) -> None:
         state["shown"] = True
         maybe_close()
 
-    window._smoke_painted = _FirstPaint(window, shown)  # noqa: SLF001 (kept alive with the window)
+    _ALIVE.append(_FirstPaint(window, shown))  # the Python side must live as long as the filter
+
+
+_ALIVE: list = []
 
 
 class _FirstPaint(QObject):

@@ -32,14 +32,14 @@ def main(out: str) -> int:
     w.show()
 
     def ask() -> None:
-        w.chat_panel.input.setPlainText(QUESTION)
-        w.chat_panel.send_button.click()
+        w.features.chat.panel.input.setPlainText(QUESTION)
+        w.features.chat.panel.send_button.click()
 
     def shoot(_result) -> None:
         QTimer.singleShot(400, lambda: (app.primaryScreen().grabWindow(0).save(out), app.quit()))
 
-    w.model_ready.connect(lambda: QTimer.singleShot(200, ask))
-    w.answer_finished.connect(shoot)
+    w.engine_service.loaded.connect(lambda: QTimer.singleShot(200, ask))
+    w.features.chat.answer_finished.connect(shoot)
     QTimer.singleShot(120_000, app.quit)  # never hang
     app.exec()
     w.close()

@@ -35,24 +35,24 @@ def main(out: str) -> int:
 
     def next_import(*_args) -> None:
         if pending:
-            w.import_adapter(str(pending.pop(0)))
+            w.features.adapters.import_zip(str(pending.pop(0)))
             return
-        first = w.adapter_store.list()[0]
-        w.adapters_panel.item(first.id).setCheckState(0, Qt.Checked)
+        first = w.features.adapters.store.list()[0]
+        w.features.adapters.panel.item(first.id).setCheckState(0, Qt.Checked)
 
     def applied(_wanted) -> None:
-        w.adapters_applied.disconnect(applied)
-        w.adapters_panel.tree.setCurrentItem(w.adapters_panel.item(w.adapter_store.list()[0].id))
-        w.adapters_panel.scale.setValue(80)
-        w.chat_panel.view.add_message("user", "What is the project codename?")
-        w.chat_panel.view.add_message("assistant", "The project codename is ZEPHYR-9.")
-        w.chat_panel.view.end_stream()
+        w.features.adapters.adapters_applied.disconnect(applied)
+        w.features.adapters.panel.tree.setCurrentItem(w.features.adapters.panel.item(w.features.adapters.store.list()[0].id))
+        w.features.adapters.panel.scale.setValue(80)
+        w.features.chat.panel.view.add_message("user", "What is the project codename?")
+        w.features.chat.panel.view.add_message("assistant", "The project codename is ZEPHYR-9.")
+        w.features.chat.panel.view.end_stream()
         QTimer.singleShot(800, lambda: (w.grab().save(out), app.quit()))
 
-    w.model_ready.connect(next_import)
+    w.engine_service.loaded.connect(next_import)
     # one import at a time: start the next once this job has wound down
-    w.adapter_imported.connect(lambda _a: QTimer.singleShot(300, next_import))
-    w.adapters_applied.connect(applied)
+    w.features.adapters.adapter_imported.connect(lambda _a: QTimer.singleShot(300, next_import))
+    w.features.adapters.adapters_applied.connect(applied)
     QTimer.singleShot(120_000, app.quit)
     app.exec()
     w.close()

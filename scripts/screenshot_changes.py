@@ -33,15 +33,15 @@ def main(out: str) -> int:
     w.resize(1240, 760)
     w.move(20, 20)
     w.show()
-    w.open_project(project)
+    w.features.project.open(project)
 
     def planned(_cs) -> None:
-        w.changes_panel.set_hunk_accepted("pkg/mathx.py", 1, False)
-        w.changes_panel.mode.setCurrentIndex(0)
+        w.features.changes.panel.set_hunk_accepted("pkg/mathx.py", 1, False)
+        w.features.changes.panel.mode.setCurrentIndex(0)
         QTimer.singleShot(500, lambda: (app.primaryScreen().grabWindow(0).save(out), app.quit()))
 
-    w.changes_planned.connect(planned)
-    w.model_ready.connect(lambda: w.show_changes(TWO_FILES, None))
+    w.features.changes.changes_planned.connect(planned)
+    w.engine_service.loaded.connect(lambda: w.features.changes.show_changes(TWO_FILES, None))
     QTimer.singleShot(60_000, app.quit)
     app.exec()
     w.close()

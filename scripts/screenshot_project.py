@@ -37,20 +37,20 @@ def main(out: str) -> int:
     w.show()
 
     def indexed(_stats) -> None:
-        w.project_panel.search.setText("how is a card charged")
-        w.search_project("how is a card charged")
+        w.features.project.panel.search.setText("how is a card charged")
+        w.features.project.search("how is a card charged")
 
     def searched(_hits) -> None:
-        w.chat_panel.view.add_message("user", "How is a card charged?")
-        w.chat_panel.view.add_message("assistant", ANSWER)
-        w.chat_panel.view.end_stream()
-        w.chat_panel.view.anchorClicked.emit(QUrl("cite:shop/gateway.py:9-13"))
+        w.features.chat.panel.view.add_message("user", "How is a card charged?")
+        w.features.chat.panel.view.add_message("assistant", ANSWER)
+        w.features.chat.panel.view.end_stream()
+        w.features.chat.panel.view.anchorClicked.emit(QUrl("cite:shop/gateway.py:9-13"))
 
-    w.index_finished.connect(indexed)
-    w.search_finished.connect(searched)
-    w.snippet_shown.connect(lambda _s: QTimer.singleShot(
+    w.features.project.index_finished.connect(indexed)
+    w.features.project.search_finished.connect(searched)
+    w.features.project.snippet_shown.connect(lambda _s: QTimer.singleShot(
         500, lambda: (app.primaryScreen().grabWindow(0).save(out), app.quit())))
-    w.open_project(project)
+    w.features.project.open(project)
     QTimer.singleShot(120_000, app.quit)
     app.exec()
     w.close()

@@ -34,43 +34,43 @@ def greedy(w):
 
 def import_via_dialog(w, qtbot, monkeypatch, zip_path):
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(zip_path), "LoRA adapter zip (*.zip)"))
-    with qtbot.waitSignal(w.adapter_imported, timeout=60_000) as sig:
-        qtbot.mouseClick(w.adapters_panel.import_button, Qt.LeftButton)
+    with qtbot.waitSignal(w.features.adapters.adapter_imported, timeout=60_000) as sig:
+        qtbot.mouseClick(w.features.adapters.panel.import_button, Qt.LeftButton)
     return sig.args[0]
 
 
 def test_import_enable_scale_disable_change_the_engine(window, qtbot, monkeypatch, tmp_path):
-    w, panel = window, window.adapters_panel
+    w, panel = window, window.features.adapters.panel
     base = greedy(w)
     a = import_via_dialog(w, qtbot, monkeypatch, make_adapter_zip(tmp_path / "noisy-lora.zip", b_scale=0.5, seed=1))
-    assert w.adapters_dock.isVisible()
+    assert w.features.adapters.dock.isVisible()
     item = panel.item(a.id)
     group = item.parent()
-    assert group.text(0) == f"For {w.model.name} (loaded)"
+    assert group.text(0) == f"For {w.engine_service.model.name} (loaded)"
     assert item.text(0) == "noisy" and item.checkState(0) == Qt.Unchecked
     assert panel.tree.currentItem() is item
     assert "Rank 8, alpha 16" in panel.details.text() and "HuggingFaceTB/SmolLM2-135M-Instruct" in panel.details.text()
     assert "2.500 → 0.400" in panel.details.text()
     assert w.engine.adapters == []
 
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
         item.setCheckState(0, Qt.Checked)
     assert w.engine.adapters == [(a.file.resolve(), 1.0)]
-    assert "noisy ×1.00" in w.model_label.text()
+    assert "noisy ×1.00" in w.features.models.label.text()
     with_adapter = greedy(w)
     assert with_adapter != base
 
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
         panel.scale.setValue(0)  # keyboard/click path: applies at once
     assert w.engine.adapters == [(a.file.resolve(), 0.0)]
     assert item.text(1) == "0.00×"
     assert greedy(w) == base
 
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
         panel.scale.setValue(100)
     assert greedy(w) == with_adapter
 
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
         item.setCheckState(0, Qt.Unchecked)
     assert w.engine.adapters == []
     assert greedy(w) == base
@@ -79,18 +79,18 @@ def test_import_enable_scale_disable_change_the_engine(window, qtbot, monkeypatc
 def test_answers_record_the_adapter_and_the_choice_survives_a_restart(qtbot, app_home, monkeypatch, tmp_path):
     w = open_window(qtbot, app_home)
     a = import_via_dialog(w, qtbot, monkeypatch, make_adapter_zip(tmp_path / "zero-lora.zip"))
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
-        w.adapters_panel.item(a.id).setCheckState(0, Qt.Checked)
-    with qtbot.waitSignal(w.answer_finished, timeout=60_000):
-        w.send("hello")
-    last = w.ctx.storage.messages(w.current_id)[-1]
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
+        w.features.adapters.panel.item(a.id).setCheckState(0, Qt.Checked)
+    with qtbot.waitSignal(w.features.chat.answer_finished, timeout=60_000):
+        w.features.chat.send("hello")
+    last = w.ctx.storage.messages(w.features.chat.current_id)[-1]
     assert last.meta["adapters"] == ["zero ×1.00"]
     test_gui.close_window(w)
 
     w2 = open_window(qtbot, app_home)  # the enabled adapter is applied at load, before any answer
     try:
         assert w2.engine.adapters == [(a.file.resolve(), 1.0)]
-        assert w2.adapters_panel.item(a.id).checkState(0) == Qt.Checked
+        assert w2.features.adapters.panel.item(a.id).checkState(0) == Qt.Checked
     finally:
         test_gui.close_window(w2)
 
@@ -100,25 +100,25 @@ def test_refused_zip_shows_the_reason_and_keeps_the_folder(window, qtbot, monkey
     members = adapter_members()
     members["../escape.txt"] = "x"
     bad = write_zip(tmp_path / "evil-lora.zip", members)
-    before = tree(w.adapter_store.dir)
+    before = tree(w.features.adapters.store.dir)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
-    with qtbot.waitSignal(w.adapter_failed, timeout=30_000) as sig:
-        qtbot.mouseClick(w.adapters_panel.import_button, Qt.LeftButton)
+    with qtbot.waitSignal(w.features.adapters.adapter_failed, timeout=30_000) as sig:
+        qtbot.mouseClick(w.features.adapters.panel.import_button, Qt.LeftButton)
     assert "unsafe path" in sig.args[0]
-    assert w.adapters_panel.error.isVisible() and "unsafe path" in w.adapters_panel.error.text()
-    assert w.adapters_panel.import_button.isEnabled()
-    assert tree(w.adapter_store.dir) == before
+    assert w.features.adapters.panel.error.isVisible() and "unsafe path" in w.features.adapters.panel.error.text()
+    assert w.features.adapters.panel.import_button.isEnabled()
+    assert tree(w.features.adapters.store.dir) == before
 
 
 def test_delete_removes_it_from_the_list_and_the_engine(window, qtbot, monkeypatch, tmp_path):
     w = window
     a = import_via_dialog(w, qtbot, monkeypatch, make_adapter_zip(tmp_path / "gone-lora.zip"))
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
-        w.adapters_panel.item(a.id).setCheckState(0, Qt.Checked)
-    w.confirm_delete_adapter = lambda name: name == "gone"
-    w.adapters_panel.tree.setCurrentItem(w.adapters_panel.item(a.id))
-    with qtbot.waitSignal(w.adapters_applied, timeout=30_000):
-        qtbot.mouseClick(w.adapters_panel.delete_button, Qt.LeftButton)
-    assert w.adapters_panel.item(a.id) is None
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
+        w.features.adapters.panel.item(a.id).setCheckState(0, Qt.Checked)
+    w.features.adapters.confirm_delete = lambda name: name == "gone"
+    w.features.adapters.panel.tree.setCurrentItem(w.features.adapters.panel.item(a.id))
+    with qtbot.waitSignal(w.features.adapters.adapters_applied, timeout=30_000):
+        qtbot.mouseClick(w.features.adapters.panel.delete_button, Qt.LeftButton)
+    assert w.features.adapters.panel.item(a.id) is None
     assert w.engine.adapters == []
     assert not a.file.exists()

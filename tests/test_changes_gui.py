@@ -31,21 +31,21 @@ def project(tmp_path) -> Path:
 
 def window_with_project(qtbot, app_home, project, **kw):
     w = open_window(qtbot, app_home, **kw)
-    w.open_project(project)
+    w.features.project.open(project)
     return w
 
 
 def plan(qtbot, w, answer, target=None):
-    with qtbot.waitSignal(w.changes_planned, timeout=10_000) as sig:
-        w.show_changes(answer, target)
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000) as sig:
+        w.features.changes.show_changes(answer, target)
     return sig.args[0]
 
 
 def test_two_file_change_reject_one_hunk_apply_and_undo(qtbot, app_home, project):
     before = {p: (project / p).read_bytes() for p in ("pkg/mathx.py", "pkg/net.py")}
     w = window_with_project(qtbot, app_home, project)
-    pane = w.changes_panel
-    assert pane.isVisible() and "proj" in w.project_label.text()
+    pane = w.features.changes.panel
+    assert pane.isVisible() and "proj" in w.features.project.label.text()
     cs = plan(qtbot, w, TWO_FILES)
     assert [c.path for c in cs.changes] == ["pkg/mathx.py", "pkg/net.py"]
     assert pane.tree.topLevelItemCount() == 2
@@ -57,14 +57,14 @@ def test_two_file_change_reject_one_hunk_apply_and_undo(qtbot, app_home, project
 
     pane.set_hunk_accepted("pkg/mathx.py", 1, False)  # reject the mul() docstring
     assert "(rejected: stays as it is)" in pane.view.toPlainText()
-    with qtbot.waitSignal(w.changes_applied, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_applied, timeout=10_000):
         qtbot.mouseClick(pane.apply_button, Qt.LeftButton)
     mathx = (project / "pkg/mathx.py").read_text()
     assert '"""Sum."""' in mathx and '"""Product."""' not in mathx
     assert "timeout=timeout" in (project / "pkg/net.py").read_text()
     assert pane.undo_button.isEnabled() and "Applied" in pane.info.text()
 
-    with qtbot.waitSignal(w.changes_undone, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_undone, timeout=10_000):
         qtbot.mouseClick(pane.undo_button, Qt.LeftButton)
     assert {p: (project / p).read_bytes() for p in before} == before
     assert not pane.undo_button.isEnabled()
@@ -73,7 +73,7 @@ def test_two_file_change_reject_one_hunk_apply_and_undo(qtbot, app_home, project
 
 def test_new_file_needs_a_tick_and_side_by_side_and_edit(qtbot, app_home, project):
     w = window_with_project(qtbot, app_home, project)
-    pane = w.changes_panel
+    pane = w.features.changes.panel
     plan(qtbot, w, "tools/new.py\n" + FENCE + "python\nX = 1\n" + FENCE + "\n")
     assert pane.tree.topLevelItem(0).checkState(0) == Qt.Unchecked
     assert not pane.apply_button.isEnabled() and pane.picks() == []
@@ -81,7 +81,7 @@ def test_new_file_needs_a_tick_and_side_by_side_and_edit(qtbot, app_home, projec
     assert "new file, needs your approval" in pane.view.toPlainText()
     pane.replace_text("tools/new.py", "X = 2\nY = 3\n")  # what the Edit… dialog does on OK
     pane.set_file_included("tools/new.py", True)
-    with qtbot.waitSignal(w.changes_applied, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_applied, timeout=10_000):
         qtbot.mouseClick(pane.apply_button, Qt.LeftButton)
     assert (project / "tools/new.py").read_text() == "X = 2\nY = 3\n"
     close_window(w)
@@ -89,17 +89,17 @@ def test_new_file_needs_a_tick_and_side_by_side_and_edit(qtbot, app_home, projec
 
 def test_stale_file_refuses_then_recompute_and_apply(qtbot, app_home, project):
     w = window_with_project(qtbot, app_home, project)
-    pane = w.changes_panel
+    pane = w.features.changes.panel
     plan(qtbot, w, TWO_FILES)
     (project / "pkg/net.py").write_text("# the user edited this meanwhile\n")
-    with qtbot.waitSignal(w.edit_failed, timeout=10_000) as failed:
+    with qtbot.waitSignal(w.features.changes.edit_failed, timeout=10_000) as failed:
         qtbot.mouseClick(pane.apply_button, Qt.LeftButton)
     assert "changed on disk" in failed.args[0] and "changed on disk" in pane.problems_text()
     assert pane.recompute_button.isVisible()
     assert '"""Sum."""' not in (project / "pkg/mathx.py").read_text()  # all or nothing
-    with qtbot.waitSignal(w.changes_planned, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000):
         qtbot.mouseClick(pane.recompute_button, Qt.LeftButton)
-    with qtbot.waitSignal(w.changes_applied, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_applied, timeout=10_000):
         qtbot.mouseClick(pane.apply_button, Qt.LeftButton)
     assert "timeout=timeout" in (project / "pkg/net.py").read_text()
     close_window(w)
@@ -108,8 +108,8 @@ def test_stale_file_refuses_then_recompute_and_apply(qtbot, app_home, project):
 def test_unsafe_path_is_shown_and_nothing_written(qtbot, app_home, project, tmp_path):
     w = window_with_project(qtbot, app_home, project)
     plan(qtbot, w, "../escape.py\n" + FENCE + "python\nimport os\n" + FENCE + "\n")
-    assert "'../escape.py'" in w.changes_panel.problems_text()
-    assert not w.changes_panel.apply_button.isEnabled()
+    assert "'../escape.py'" in w.features.changes.panel.problems_text()
+    assert not w.features.changes.panel.apply_button.isEnabled()
     assert not (tmp_path / "escape.py").exists()
     close_window(w)
 
@@ -117,18 +117,18 @@ def test_unsafe_path_is_shown_and_nothing_written(qtbot, app_home, project, tmp_
 def test_undo_after_restart_and_conflict_asks(qtbot, app_home, project):
     w = window_with_project(qtbot, app_home, project)
     plan(qtbot, w, TWO_FILES)
-    with qtbot.waitSignal(w.changes_applied, timeout=10_000):
-        w.changes_panel.apply_button.click()
+    with qtbot.waitSignal(w.features.changes.changes_applied, timeout=10_000):
+        w.features.changes.panel.apply_button.click()
     close_window(w)
 
     w2 = open_window(qtbot, app_home)  # reopens the last project by itself
-    assert w2.project == project.resolve()
-    qtbot.waitUntil(w2.changes_panel.undo_button.isEnabled, timeout=10_000)  # found by a worker
+    assert w2.features.project.root == project.resolve()
+    qtbot.waitUntil(w2.features.changes.panel.undo_button.isEnabled, timeout=10_000)  # found by a worker
     (project / "pkg/net.py").write_text("# typed after the apply\n")
     asked = []
-    w2.confirm_force_undo = lambda message: asked.append(message) or True
-    with qtbot.waitSignal(w2.changes_undone, timeout=10_000):
-        w2.changes_panel.undo_button.click()
+    w2.features.changes.confirm_force_undo = lambda message: asked.append(message) or True
+    with qtbot.waitSignal(w2.features.changes.changes_undone, timeout=10_000):
+        w2.features.changes.panel.undo_button.click()
     assert asked and "pkg/net.py" in asked[0]
     assert (project / "pkg/net.py").read_bytes() == (FIXTURES / "edit_project/pkg/net.py").read_bytes()
     close_window(w2)
@@ -141,13 +141,13 @@ def test_code_request_to_the_real_model_proposes_a_change(qtbot, app_home, proje
     w = window_with_project(qtbot, app_home, project, temperature=0.0, top_p=1.0, top_k=1, repeat_penalty=1.0,
                             max_tokens=400)
     wait_loaded(qtbot, w)
-    with qtbot.waitSignal(w.changes_planned, timeout=120_000) as sig:
-        w.send("/code Rename mul to multiply in pkg/mathx.py.")
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=120_000) as sig:
+        w.features.chat.send("/code Rename mul to multiply in pkg/mathx.py.")
     cs = sig.args[0]
-    assert "```" in w.chat.storage.messages(w.current_id)[-1].content
-    assert w._pending is None and w.chat.storage.messages(w.current_id)[0].content.startswith("/code")
+    assert "```" in w.features.chat.service.storage.messages(w.features.chat.current_id)[-1].content
+    assert w.features.chat.pending is None and w.features.chat.service.storage.messages(w.features.chat.current_id)[0].content.startswith("/code")
     (c,) = cs.changes
     assert c.path == "pkg/mathx.py" and "def multiply" in c.result_text()
-    assert w.changes_panel.tree.topLevelItemCount() == 1
+    assert w.features.changes.panel.tree.topLevelItemCount() == 1
     assert (project / "pkg/mathx.py").read_bytes() == (FIXTURES / "edit_project/pkg/mathx.py").read_bytes()
     close_window(w)

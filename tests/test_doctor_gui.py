@@ -15,7 +15,7 @@ from app.core import secrets
 from app.core.doctor import FAIL, OK, WARN
 from app.core.models import embedded
 from app.core.net import guard
-from app.ui.doctor_dialog import DoctorDialog
+from app.ui.features.doctor.doctor_dialog import DoctorDialog
 from tests.index_project import make_project
 from tests.memory_keyring import MemoryKeyring
 from tests.test_gui import close_window, open_window, wait_loaded
@@ -44,19 +44,19 @@ def test_system_check_runs_on_a_worker_and_copies_a_report_without_the_secret(qt
     project = make_project(tmp_path / "shop")
     w = open_window(qtbot, app_home, model_path=str(model), project_dir=str(project))
     try:
-        with qtbot.waitSignal(w.index_finished, timeout=60_000):
+        with qtbot.waitSignal(w.features.project.index_finished, timeout=60_000):
             pass  # the window indexes the project it reopens
         wait_loaded(qtbot, w)
         help_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Help")
         texts = [a.text() for a in help_menu.actions()]
-        assert w.system_check_action in help_menu.actions() and texts.index("System &check") < texts.index("&About")
+        assert w.features.doctor.action in help_menu.actions() and texts.index("System &check") < texts.index("&About")
 
         ticks = []
         timer = QTimer()
         timer.setInterval(10)
         timer.timeout.connect(lambda: ticks.append(1))
         timer.start()
-        w.system_check_action.trigger()
+        w.features.doctor.action.trigger()
         dialog = w.findChild(DoctorDialog)
         assert dialog is not None and dialog.isVisible()
         assert dialog.is_running() and dialog.progress.isVisible() and not dialog.rerun_button.isEnabled()
@@ -101,7 +101,7 @@ def test_system_check_runs_on_a_worker_and_copies_a_report_without_the_secret(qt
 def test_closing_the_window_while_the_checks_run_stops_them(qtbot, app_home):
     w = open_window(qtbot, app_home)
     wait_loaded(qtbot, w)
-    w.system_check_action.trigger()
+    w.features.doctor.action.trigger()
     dialog = w.findChild(DoctorDialog)
     job = dialog.job
     assert job.is_running()

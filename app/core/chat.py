@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from app.core.edit_prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
+from app.core.errors import UserError
 from app.core.index.context import with_project_context
 from app.core.rules import RULES_SHARE, fit_rules
 from app.core.settings import Settings
@@ -75,10 +76,14 @@ class PendingAnswer:
     messages: list[Message] | None = None  # set by prompt(): what was sent to the model
 
 
+class EmptyQuestion(UserError, ValueError):
+    """Nothing to ask: the question is empty."""
+
+
 class ChatService:
     """Stores turns and builds prompts; the blocking generation is a plain function call."""
 
-    def __init__(self, storage: Storage, settings: Settings):
+    def __init__(self, storage: Storage | None, settings: Settings):
         self.storage = storage
         self.settings = settings
         # Project search (set while a project is open): question -> ranked chunks.
@@ -90,7 +95,7 @@ class ChatService:
         """Store the question now (so a crash cannot lose it) and title a new conversation."""
         question = question.strip()
         if not question:
-            raise ValueError("Type a question first.")
+            raise EmptyQuestion("Type a question first.")
         is_first = not any(m.role == "user" for m in self.storage.messages(conversation_id))
         stored = self.storage.add_message(conversation_id, "user", question)
         conv = self.storage.conversation(conversation_id)
@@ -101,6 +106,16 @@ class ChatService:
         history = [m.as_chat() for m in self.storage.messages(conversation_id)
                    if m.role in ("user", "assistant")]
         return PendingAnswer(conversation_id, stored, history, edit, rules=self.rules_now())
+
+    def single_turn(self, question: str, edit: EditRequest | None = None) -> PendingAnswer:
+        """A one-off question that is not stored (the command line): the same prompt the window
+        builds for a first question, rules included when there is a database."""
+        question = question.strip()
+        if not question:
+            raise EmptyQuestion("The question is empty.")
+        stored = StoredMessage(0, 0, "user", question, 0.0)
+        return PendingAnswer(0, stored, [stored.as_chat()], edit,
+                             rules=self.rules_now() if self.storage is not None else [])
 
     def rules_now(self) -> list[str]:
         """The standing rules for the open project (global ones too), newest first. Reads the

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from app.core.net.policy import require_online
 from app.core.web.search import describe_network_error, raise_if_offline
+from app.core.errors import UserError
 
 if TYPE_CHECKING:
     from app.core.settings import DirectorSettings
@@ -35,12 +36,13 @@ MAX_ANSWER_BYTES = 5_000_000
 USER_AGENT = "OfflineCoder/0.1 (review director)"
 
 
-class DirectorError(RuntimeError):
+class DirectorError(UserError, RuntimeError):
     """The director could not write the synthesis; the message says what to check."""
 
 
 class DirectorCancelled(DirectorError):
-    """The user cancelled while the director was answering."""
+    """The user cancelled while the director was answering. A UserError like its base: the
+    message is shown as it is where a cancel reaches the UI."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from app.core.hardware import physical_cores
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
+from app.core.errors import UserError
 
 # OpenMP wait policy (measured on 2 cores, docs/decisions.md): libgomp's default spins briefly
 # and then sleeps; OMP_WAIT_POLICY=ACTIVE made the first answer take 49 s instead of 2 s while
@@ -25,7 +26,7 @@ from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """Something the user can act on went wrong in the engine (load or generation)."""
 
 
@@ -259,14 +260,14 @@ class Engine:
         wanted = [(str(Path(p).resolve()), float(s)) for p, s in adapters]
         for path, _ in wanted:
             if path not in self._lora:
-                handle = llama_cpp.llama_adapter_lora_init(self._llm._model.model, path.encode())
+                handle = llama_cpp.llama_adapter_lora_init(self._llm.model, path.encode())
                 if not handle:
                     raise EngineError(f"llama.cpp could not load the adapter {path}.")
                 self._lora[path] = handle
         n = len(wanted)
         handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[self._lora[p] for p, _ in wanted])
         scales = (ctypes.c_float * max(n, 1))(*[s for _, s in wanted])
-        if llama_cpp.llama_set_adapters_lora(self._llm._ctx.ctx, handles if n else None, n,
+        if llama_cpp.llama_set_adapters_lora(self._llm.ctx, handles if n else None, n,
                                              scales if n else None) != 0:
             raise EngineError("llama.cpp could not apply the adapters.")
         self._llm.reset()
@@ -274,6 +275,20 @@ class Engine:
             for path in [p for p in self._lora if p not in dict(wanted)]:
                 llama_cpp.llama_adapter_lora_free(self._lora.pop(path))
         return [(Path(p), s) for p, s in wanted]
+
+    def _token_text(self, token: int) -> str:
+        """A token's text, special tokens spelled out (through llama.cpp's public C API)."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        return llama_cpp.llama_vocab_get_text(vocab, token).decode("utf-8")
+
+    def _clear_kv(self) -> None:
+        import llama_cpp
+
+        memory = llama_cpp.llama_get_memory(self._llm.ctx)
+        if memory:
+            llama_cpp.llama_memory_clear(memory, True)
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
@@ -303,8 +318,8 @@ class Engine:
         template = self.model.info.chat_template
         if not template:
             raise EngineError("This model has no chat template, so chat examples cannot be scored with it.")
-        eos = self._llm._model.token_get_text(self._llm.token_eos()) if self._llm.token_eos() != -1 else ""
-        bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
+        eos = self._token_text(self._llm.token_eos()) if self._llm.token_eos() != -1 else ""
+        bos = self._token_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
 
         def render(msgs, generation_prompt: bool) -> str:
             fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
@@ -350,7 +365,7 @@ class Engine:
 
         import llama_cpp
 
-        vocab = self._llm._model.vocab
+        vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         buf = (ctypes.c_char * 64)()
         n = llama_cpp.llama_token_to_piece(vocab, token, buf, 64, 0, True)
         if n < 0:  # longer than the buffer: ask again with the size it needs
@@ -396,7 +411,7 @@ class Engine:
             finally:
                 watch.stop()
                 llama_cpp.llama_batch_free(batch)
-                self._llm._ctx.kv_cache_clear()
+                self._clear_kv()
                 if adapters is not None:
                     self._apply_adapters(own)
                 self._llm.reset()
@@ -423,11 +438,11 @@ class Engine:
         import llama_cpp
         import numpy as np
 
-        ctx = self._llm._ctx.ctx
+        ctx = self._llm.ctx
         n_vocab = self._llm.n_vocab()
         max_rows = max(16, SCORE_LOGITS_BYTES // (4 * n_vocab))
         tokens, scored = item.tokens, item.scored
-        self._llm._ctx.kv_cache_clear()
+        self._clear_kv()
         p = start
         while p < end:
             if cancelled() or self._abort.is_set():
@@ -501,7 +516,8 @@ SCORE_LOGITS_BYTES = 64 * 1024**2
 
 
 class EvaluationCancelled(EngineError):
-    """The user stopped a likelihood evaluation."""
+    """The user stopped a likelihood evaluation. A UserError like its base: its message is what
+    the UI shows when a cancel is not handled on its own."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """/fix: run the code, and while it fails, show the model the error and run its correction.
 
-The rounds themselves run in the UI's worker (they alternate between the sandbox and the
-engine); this module holds what they are made of, so the prompt is built in one place.
+``fix_rounds`` is the whole loop (sandbox run → request with the real error → the model's
+correction → run again), so the window and any other caller share it; it reports each step
+through ``on_event`` and never touches storage or widgets, so it runs on a worker thread.
 """
 
 from __future__ import annotations
@@ -9,7 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.core.sandbox import RunResult, language_of
+from typing import TYPE_CHECKING, Callable
+
+from app.core.sandbox import RunResult, language_of, run_code
+
+if TYPE_CHECKING:
+    from app.core.chat import ChatService
+    from app.core.engine import Engine, GenerationParams
 
 _FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.S)
 ERROR_TAIL = 3000  # characters of stderr the model sees (the end holds the traceback's point)
@@ -47,3 +54,39 @@ def fix_request(block: CodeBlock, result: RunResult, note: str = "") -> str:
     return (f"This code failed ({result.summary()}):\n\n```{fence}\n{block.code.rstrip()}\n```\n\n"
             f"Error output:\n\n```\n{err.rstrip()}\n```\n{extra}\n"
             f"Reply with the corrected, complete code in one ```{fence} block, then one sentence on what was wrong.")
+
+
+def fix_rounds(block: CodeBlock, rounds: int, *, engine: "Engine", chat: "ChatService", params: "GenerationParams",
+               rules: list[str], history: list, note: str = "",
+               on_event: Callable[[str, object], None] = lambda kind, value: None,
+               cancelled: Callable[[], bool] = lambda: False, run=run_code) -> tuple[int, RunResult | None]:
+    """Run ``block``; while it fails and rounds are left, ask the model for a correction and run
+    that. Returns (runs made, last RunResult). ``history`` (chat messages before the request)
+    grows with each request and answer. Events, in order, per round: ("begin", "output"),
+    ("text", output chunk)…, ("ran", RunResult); then, if another round follows,
+    ("request", text), ("begin", "assistant"), ("text", token)…, ("answered", text)."""
+    from app.core.chat import answer_reserve, build_messages
+
+    result: RunResult | None = None
+    for n in range(1, rounds + 1):
+        on_event("begin", "output")
+        result = run(block.code, block.language, cancelled=cancelled, confirmed_shell=True,
+                     on_output=lambda _stream, text: on_event("text", text))
+        on_event("ran", result)
+        if result.exit_code == 0 or result.cancelled or n == rounds:
+            return n, result
+        request = fix_request(block, result, note)
+        on_event("request", request)
+        reserve = answer_reserve(engine.n_ctx, params.max_tokens)
+        messages = build_messages(chat.base_system(engine, rules, engine.n_ctx - reserve)[0],
+                                  history + [{"role": "user", "content": request}],
+                                  engine.n_ctx - reserve, engine.count_message_tokens)
+        on_event("begin", "assistant")
+        answer = engine.chat(messages, params, on_token=lambda t: on_event("text", t), cancelled=cancelled)
+        on_event("answered", answer.text)
+        history.extend([{"role": "user", "content": request}, {"role": "assistant", "content": answer.text}])
+        blocks = runnable_blocks(answer.text)
+        if answer.cancelled or not blocks:
+            return n, result
+        block = blocks[-1]
+    return rounds, result

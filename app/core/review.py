@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from app.core.chat import answer_reserve
 from app.core.engine import GenerationParams, Message
 from app.core.net.policy import OfflineError
+from app.core.errors import UserError
 
 if TYPE_CHECKING:
     from app.core.director import Director
@@ -58,7 +59,7 @@ SUBJECT_MAX_CHARS = 60_000
 LOCAL, DIRECTOR = "local", "director"
 
 
-class ReviewError(ValueError):
+class ReviewError(UserError, ValueError):
     """Nothing to review, or a checklist cannot be read; the message says what to do."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Sequence
 
+from app.core.errors import UserError
+
 MAX_RULE_CHARS = 500
 # Rules may take at most this share of the prompt budget (the rest is history, code, pages).
 RULES_SHARE = 0.15
@@ -21,14 +23,18 @@ _PROJECT_FLAG = re.compile(r"^(?:--project|-p)(?:\s+|$)", re.I)
 _GLOBAL_FLAG = re.compile(r"^(?:--global|-g)(?:\s+|$)", re.I)
 
 
+class RuleError(UserError, ValueError):
+    """A rule cannot be stored or changed as asked; the message says what to do."""
+
+
 def clean_rule(text: str) -> str:
-    """The rule's text as stored (whitespace runs folded), or ValueError with what to do."""
+    """The rule's text as stored (whitespace runs folded), or RuleError with what to do."""
     text = " ".join((text or "").split())
     if not text:
-        raise ValueError(f"A rule needs some text, for example: {EXAMPLE}")
+        raise RuleError(f"A rule needs some text, for example: {EXAMPLE}")
     if len(text) > MAX_RULE_CHARS:
-        raise ValueError(f"That rule is {len(text)} characters long; keep a rule under {MAX_RULE_CHARS} "
-                         "(it goes into every prompt). Split it into shorter rules.")
+        raise RuleError(f"That rule is {len(text)} characters long; keep a rule under {MAX_RULE_CHARS} "
+                        "(it goes into every prompt). Split it into shorter rules.")
     return text
 
 
@@ -36,7 +42,7 @@ def parse_remember(rest: str) -> tuple[str, bool]:
     """What follows ``/remember``: (rule text, for the open project only?).
 
     ``/remember <rule>`` is for every project; ``/remember --project <rule>`` (or ``-p``) is for
-    the open project only. Raises ValueError for an empty rule."""
+    the open project only. Raises RuleError for an empty rule."""
     rest = (rest or "").strip()
     for_project = False
     m = _PROJECT_FLAG.match(rest)

@@ -63,6 +63,7 @@ from typing import Callable
 from app.core import sandbox_mounts
 from app.core.sandbox_mounts import MOUNTS_SOURCE
 from app.no_telemetry import NO_TELEMETRY
+from app.core.errors import UserError
 
 NETNS = "netns"
 PYTHON_GUARD = "python-guard"
@@ -77,7 +78,7 @@ USE_NAMESPACES = True
 HOLD_S = 0.1  # how long a partial output line waits for its newline before it is shown
 
 
-class SandboxError(RuntimeError):
+class SandboxError(UserError, RuntimeError):
     """The code could not be run; the message says why in words a user can act on."""
 
 

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.errors import UserError
+
 SERVICE = "OfflineCoder"
 # name -> what it is for (the Keys dialog lists these)
 KNOWN_KEYS = {"tavily": "Tavily API key (an alternative web search provider)",
               "director": "Review director API key (an OpenAI-compatible endpoint; optional)"}
 
 
-class KeyringUnavailable(RuntimeError):
+class KeyringUnavailable(UserError, RuntimeError):
     """No secure key store on this machine; the message says what to install."""
+
+
+class InvalidKey(UserError, ValueError):
+    """The key typed cannot be stored (it is empty); the message says so."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def set_key(name: str, value: str) -> None:
     _require()
     value = value.strip()
     if not value:
-        raise ValueError("The key is empty.")
+        raise InvalidKey("The key is empty.")
     try:
         keyring.set_password(SERVICE, name, value)
     except keyring.errors.KeyringError as e:

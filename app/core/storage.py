@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.rules import clean_rule
+from app.core.rules import RuleError, clean_rule
+from app.core.errors import UserError
 
 _MIGRATIONS = [
     # 1: conversations and their messages
@@ -218,9 +219,9 @@ class Storage:
             raise ValueError(f"A rating is +1, -1 or 0 (none), not {value!r}.")
         row = self._db.execute("SELECT role FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
-            raise ValueError("That answer no longer exists (its conversation was deleted).")
+            raise RatingError("That answer no longer exists (its conversation was deleted).")
         if row[0] != "assistant":
-            raise ValueError("Only answers can be rated.")
+            raise RatingError("Only answers can be rated.")
         now = time.time()
         self._db.execute("BEGIN")
         try:
@@ -275,7 +276,7 @@ class Storage:
         """Change a rule's text and/or scope (``project=None`` makes it global)."""
         rule = self.rule(rule_id)
         if rule is None:
-            raise ValueError("That rule no longer exists.")
+            raise RuleError("That rule no longer exists.")
         text = clean_rule(text) if text is not None else rule.text
         scope = rule.project if project is self._KEEP else (str(project) if project is not None else None)
         self._db.execute("UPDATE rules SET text = ?, project = ?, updated = ? WHERE id = ?",
@@ -301,5 +302,10 @@ class Storage:
         return [r for r in self.rules() if r.project is None or r.project == scope]
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """The chat database cannot be used; the message says what to do."""
+
+
+class RatingError(UserError, ValueError):
+    """The answer to rate is gone or is not an answer. (A bad ``source`` or ``value`` is a bug
+    in the caller and stays a plain ValueError.)"""

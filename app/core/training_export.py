@@ -24,6 +24,7 @@ from typing import Callable
 from app.core.dataset import Example, Scrubber, assign_splits, unique, write_jsonl
 from app.core.intent import route
 from app.core.storage import Conversation, Rating, Storage
+from app.core.errors import UserError
 
 # Why an answer was not written, in the order they are checked (each answer gets the first).
 OTHER_PROJECT = "other project"
@@ -46,7 +47,7 @@ def describe_skipped(skipped: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in order if n)
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """The export cannot be written; the message says why and what to do."""
 
 

@@ -11,16 +11,25 @@ and ends with exactly one of ``succeeded(result)`` / ``failed(exception)``, then
 ``finished()``. The signals belong to the Job, which lives on the GUI thread, so Qt queues
 every emission from the worker thread: slots always run on the GUI thread and may touch
 widgets; the job function never may. Nothing is swallowed: an exception becomes
-``failed``, and the caller must show it.
+``failed``, and the caller shows it (``on_failure``, wording it with
+``app.ui.errors.describe_error``).
+
+A job that fails with no failure slot connected is not lost either: its exception goes
+through ``describe_error`` (which logs it: a UserError at warning, anything else at error
+with the traceback) and then to ``Job.default_failure``, a class-level hook the main code may
+set to show it (``Job.default_failure = lambda e: status_bar.showMessage(describe_error(e))``);
+it is None by default, and runs on the GUI thread.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import SIGNAL, QObject, QThread, Signal
+
+from app.ui.errors import describe_error
 
 
 class JobContext:
@@ -66,6 +75,10 @@ class Job(QObject):
     failed = Signal(object)
     finished = Signal()
 
+    # Shows the exception of a job that failed with no failure slot connected (see the module
+    # docstring); the failure is logged through describe_error before it is called.
+    default_failure: ClassVar[Callable[[BaseException], None] | None] = None
+
     def __init__(self, fn: Callable[[JobContext], Any], name: str = "job", parent: QObject | None = None):
         super().__init__(parent)
         self.name = name
@@ -75,6 +88,7 @@ class Job(QObject):
         self._thread.setObjectName(name)
         self._thread.finished.connect(self._on_thread_finished)
         self._done = False
+        self.failed.connect(self._unhandled_failure)  # connected first: it counts as one receiver
 
     # fluent helpers, in the manner of Anki's QueryOp
     def on_success(self, slot: Callable[[Any], None]) -> "Job":
@@ -108,7 +122,56 @@ class Job(QObject):
         """Block until the thread ends (for shutdown only: never call it in normal GUI flow)."""
         return self._thread.wait() if ms < 0 else self._thread.wait(ms)
 
+    def _unhandled_failure(self, e: BaseException) -> None:
+        if self.receivers(SIGNAL("failed(PyObject)")) > 1:
+            return  # someone shows it
+        describe_error(e)  # logs it
+        hook = Job.default_failure
+        if hook is not None:
+            hook(e)
+
     def _on_thread_finished(self) -> None:
         self._done = True
         _RUNNING.discard(self)
         self.finished.emit()
+
+
+class JobGroup(QObject):
+    """The jobs one feature started, so it can cancel them all and the window can wait for
+    every feature's at close (within a bounded time) instead of listing job attributes by hand.
+
+    ``start(job)`` starts and tracks a job; finished jobs drop out by themselves. ``cancel()``
+    asks every running job to stop; ``wait(deadline)`` blocks until they end or the monotonic
+    ``deadline`` passes (shutdown only). ``running(name)`` tells whether a job of that name runs.
+    """
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._jobs: list[Job] = []
+
+    def start(self, job: Job) -> Job:
+        return self.track(job).start()
+
+    def track(self, job: Job) -> Job:
+        """Count a job another object started (a dialog's) among this group's."""
+        if job not in self._jobs and job.is_running():
+            self._jobs.append(job)
+            job.finished.connect(lambda j=job: j in self._jobs and self._jobs.remove(j))
+        return job
+
+    def running(self, name: str | None = None) -> list[Job]:
+        return [j for j in self._jobs if j.is_running() and (name is None or j.name == name)]
+
+    def cancel(self) -> None:
+        for job in self.running():
+            job.cancel()
+
+    def wait(self, deadline: float) -> bool:
+        """True when every job ended before ``deadline`` (time.monotonic())."""
+        import time
+
+        for job in self.running():
+            left = int((deadline - time.monotonic()) * 1000)
+            if left <= 0 or not job.wait(left):
+                return False
+        return True

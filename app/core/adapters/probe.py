@@ -62,12 +62,12 @@ def _run(model: str, adapter: str) -> dict:
     import numpy as np
 
     llm = llama_cpp.Llama(model_path=model, n_ctx=256, n_batch=64, n_threads=1, verbose=False)
-    handle = llama_cpp.llama_adapter_lora_init(llm._model.model, adapter.encode())
+    handle = llama_cpp.llama_adapter_lora_init(llm.model, adapter.encode())
     if not handle:
         return {"ok": False, "reason": "llama.cpp refused the adapter file"}
     adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(handle)
     scales = (ctypes.c_float * 1)(1.0)
-    if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales) != 0:
+    if llama_cpp.llama_set_adapters_lora(llm.ctx, adapters, 1, scales) != 0:
         return {"ok": False, "reason": "llama.cpp could not apply the adapter"}
     tokens = llm.tokenize(b"def add(a, b):\n    return", add_bos=True)
     llm.eval(tokens)

@@ -31,9 +31,10 @@ from app.core.atomic import atomic_write_text
 from app.core.edits.plan import DELETED, NEW, FileChange
 from app.core.edits.project_path import UnsafePathError, resolve_in_project
 from app.core.edits.textfile import looks_binary, sha256_bytes
+from app.core.errors import UserError
 
 
-class ApplyError(RuntimeError):
+class ApplyError(UserError, RuntimeError):
     """Nothing was written (or everything written was put back); the message says why."""
 
 
@@ -45,7 +46,7 @@ class StaleFileError(ApplyError):
         self.paths = paths
 
 
-class UndoConflict(RuntimeError):
+class UndoConflict(UserError, RuntimeError):
     """Files changed after the apply; undoing would throw those changes away."""
 
     def __init__(self, message: str, paths: list[str]):

@@ -16,8 +16,10 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable
 
+from app.core.errors import UserError
 
-class MatchError(ValueError):
+
+class MatchError(UserError, ValueError):
     """A SEARCH block or hunk that cannot be placed; the message shows which lines."""
 
 

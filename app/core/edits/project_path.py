@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
+from app.core.errors import UserError
+
 _DRIVE = re.compile(r"^[A-Za-z]:")
 FORBIDDEN_DIRS = {".git", ".hg", ".svn"}
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(UserError, ValueError):
     """The model asked for a path outside the project (the message names it)."""
 
 

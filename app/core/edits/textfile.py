@@ -13,11 +13,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.errors import UserError
+
 BINARY_SNIFF_BYTES = 8192
 BOM = b"\xef\xbb\xbf"
 
 
-class UneditableFileError(ValueError):
+class UneditableFileError(UserError, ValueError):
     """The file exists but is not something we edit (binary, not UTF-8, not a regular file)."""
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.errors import UserError
+
 DIM = 384
 MAX_TOKENS = 256  # the model's window, counting [CLS] and [SEP]
 BATCH_SIZE = 32  # fp32; a quantized model (model_id with "int8") runs one text at a time
@@ -34,7 +36,7 @@ TOKENIZER_FILE = "tokenizer.json"
 _REINSTALL = "Reinstall Offline Coder (or rebuild it with scripts/build_embedder.sh)."
 
 
-class EmbedderError(Exception):
+class EmbedderError(UserError):
     """A message a user can act on (a missing or corrupt model file names the path and says to
     reinstall)."""
 

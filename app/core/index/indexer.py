@@ -24,12 +24,13 @@ from app.core.index.chunk import chunk_file
 from app.core.index.rank import RankWeights, fuse
 from app.core.index.store import IndexStore, StoredChunk
 from app.core.index.walk import SourceFile, walk_project
+from app.core.errors import UserError
 
 EMBED_BATCH = 32
 CANDIDATES = 50
 
 
-class IndexDiskFull(Exception):
+class IndexDiskFull(UserError):
     """The disk holding the index filled up; what was indexed before is kept."""
 
 

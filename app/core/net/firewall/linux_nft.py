@@ -30,6 +30,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.errors import UserError
+
 TABLE = "offline_coder"
 COUNTER = "blocked"
 APPS = "apps"
@@ -39,7 +41,7 @@ NFT_CGROUP_BASE = Path("/sys/fs/cgroup")
 _APP_RE = re.compile(rf"(?:^|/){CGROUP_PARENT}/app-(\d+)-(\d+)$")
 
 
-class FirewallError(RuntimeError):
+class FirewallError(UserError, RuntimeError):
     """The firewall could not be changed or read; the message says what to do."""
 
 

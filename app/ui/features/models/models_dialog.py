@@ -23,6 +23,7 @@ from app.core.models.fit import assess, gb, recommend
 from app.core.models.importer import ModelSummary, import_gguf, inspect_gguf, install_from_catalog
 from app.core.models.registry import InstalledModel, ModelRegistry
 from app.core.models.embedded import starter_model
+from app.ui.errors import describe_error
 from app.ui.workers import Job
 
 RECOMMENDED = "★ Recommended for this computer"
@@ -242,7 +243,7 @@ class ModelsDialog(QDialog):
     def _on_failed(self, e: BaseException) -> None:
         self.progress.hide()
         self.progress_note.clear()
-        self.error.setText(str(e))
+        self.error.setText(describe_error(e))
         self.refresh()
 
     def use_selected(self) -> None:
@@ -274,7 +275,7 @@ class ModelsDialog(QDialog):
         try:
             summary = inspect_gguf(path)
         except ValueError as e:
-            self.error.setText(str(e))
+            self.error.setText(describe_error(e))
             return
         mode = self.confirm_import(summary)
         if mode:

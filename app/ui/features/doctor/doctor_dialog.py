@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QProgressBar,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
@@ -73,8 +73,6 @@ class DoctorDialog(QDialog):
         lay.addWidget(self.step)
         lay.addWidget(self.table, 1)
         lay.addWidget(buttons)
-        if parent is not None:
-            parent.installEventFilter(self)  # the window closing stops a running check first
 
     # ---- running -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -150,50 +148,8 @@ class DoctorDialog(QDialog):
         """The checks as shown, top to bottom."""
         return [self.table.item(i, 0).data(Qt.UserRole) for i in range(self.table.rowCount())]
 
-    # ---- shutdown ------------------------------------------------------------------------------
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.parent() and event.type() == QEvent.Close:
-            self.stop()
-        return False
-
+    # ---- shutdown (the window's closing stops a running check through DoctorFeature) ----------
     def stop(self) -> None:
         if self.is_running():
             self.job.cancel()
             self.job.wait(SHUTDOWN_WAIT_MS)
-
-
-def window_inputs(window) -> dict:
-    """What the checks need from the main window, read now (GUI thread)."""
-    from app.core.doctor import window_firewall
-
-    ctx = window.ctx
-    hw = getattr(window, "hardware_probe", None)
-    index = getattr(window, "index", None)
-    index_job = getattr(window, "index_job", None)
-    panel = getattr(window, "project_panel", None)
-    shown = panel.error.text() if panel is not None and panel.error.isVisible() else ""
-    error = shown if shown.startswith("Indexing failed") else ""  # the rest are notices the index has
-    model = getattr(window, "model", None)
-    return dict(
-        paths=ctx.paths, settings=ctx.settings,
-        probe=(lambda _path: hw()) if hw is not None else None,
-        project_index=index,
-        index_error=error or None,
-        indexing=bool(index_job is not None and index_job.is_running()),
-        firewall=window_firewall(ctx.firewall, getattr(window, "firewall_status", None)),
-        loaded_model=model.path if model is not None and getattr(window, "engine", None) is not None else None,
-        embedder_dir=None,
-    )
-
-
-def show_system_check(window) -> DoctorDialog:
-    """Help → System check: open (or raise) the dialog and run the checks."""
-    dialog = window.findChild(DoctorDialog)
-    if dialog is None:
-        dialog = DoctorDialog(lambda: window_inputs(window), parent=window)
-    dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
-    dialog.run()
-    return dialog
-

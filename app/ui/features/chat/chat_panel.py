@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QWidget)
 
 from app.ui.banners import error_label
-from app.ui.chat_view import ChatView
+from app.ui.features.chat.chat_view import ChatView
 
 
 class PromptEdit(QPlainTextEdit):

@@ -31,23 +31,31 @@ class _Session:
 
 
 class TestFixer(QObject):
-    """Owns one /fix-on-tests session of a MainWindow (its chat, engine and Changes pane)."""
+    """Owns one /fix-on-tests session: it drives the chat, the engine and the Changes pane
+    through their features' public methods."""
 
+    __test__ = False  # a class named Test… that pytest must not collect
     finished = Signal(object)  # (rounds run, last SuiteRun or None, reason)
     round_ran = Signal(object)  # SuiteRun of each round, after it is shown
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.w = window
+    def __init__(self, host, parent: QObject):
+        super().__init__(parent)
+        self.host = host
         self.session: _Session | None = None
-        window.answer_finished.connect(self._answered)
-        window.changes_planned.connect(self._planned)
-        window.changes_applied.connect(self._applied)
+
+    def connect_features(self) -> None:
+        f = self.host.features
+        f.chat.answer_finished.connect(self._answered)
+        f.changes.changes_planned.connect(self._planned)
+        f.changes.changes_applied.connect(self._applied)
+
+    @property
+    def chat(self):
+        return self.host.features.chat
 
     # ---- control -------------------------------------------------------------------------
     def start(self, text: str, args: list[str], rounds: int) -> None:
-        w = self.w
-        pending = w._start_turn(text)
+        pending = self.chat.start_turn(text)
         if pending is None:
             return
         self.session = _Session(pending.conversation_id, list(args), max(1, rounds))
@@ -65,14 +73,14 @@ class TestFixer(QObject):
 
     # ---- rounds ---------------------------------------------------------------------------
     def _run_round(self) -> None:
-        w, s = self.w, self.session
+        chat, s = self.chat, self.session
         s.round += 1
         s.waiting = ""
-        view, root = w.chat_panel.view, w.project
-        if w.current_id != s.conversation_id or root is None:
+        view, root = chat.view, self.host.features.project.root
+        if chat.current_id != s.conversation_id or root is None:
             return self._end("the conversation or the project changed")
-        w.chat_panel.set_busy(True)
-        w.stats_label.setText(f"Running the tests (round {s.round}/{s.rounds})…")
+        chat.panel.set_busy(True)
+        chat.stats.setText(f"Running the tests (round {s.round}/{s.rounds})…")
         view.begin_stream("output")
         args = s.args
 
@@ -80,18 +88,18 @@ class TestFixer(QObject):
             return run_project_tests(root, args, cancelled=ctx.cancelled,
                                      on_output=lambda _stream, text: ctx.partial(text))
 
-        w.answer_job = (Job(job, name="project-tests", parent=w)
-                        .on_partial(view.append_stream)
-                        .on_success(self._ran)
-                        .on_failure(self._failed)
-                        .start())
+        if chat.run_turn_job(Job(job, name="project-tests", parent=self)
+                             .on_partial(view.append_stream)
+                             .on_success(self._ran)
+                             .on_failure(self._failed)) is None:
+            self._end("the model is busy", shown=False)
 
     def _ran(self, run: SuiteRun) -> None:
-        w, s = self.w, self.session
+        chat, s = self.chat, self.session
         if s is None:
             return
         s.last = run
-        view = w.chat_panel.view
+        view = chat.view
         summary = f"round {s.round}/{s.rounds} · {run.summary()}"
         if run.result.isolation != "netns":
             summary += " · network blocked in Python only"
@@ -99,10 +107,10 @@ class TestFixer(QObject):
         if not view.streaming_text.strip():
             view.append_stream(output)
         view.end_stream(summary)
-        w.ctx.storage.add_message(s.conversation_id, "system", output,
-                                  {"tool": "run", "summary": summary, "exit_code": run.result.exit_code,
-                                   "tests": True, "round": s.round})
-        w.chat_panel.set_busy(False)
+        self.host.ctx.storage.add_message(s.conversation_id, "system", output,
+                                          {"tool": "run", "summary": summary, "exit_code": run.result.exit_code,
+                                           "tests": True, "round": s.round})
+        chat.panel.set_busy(False)
         self.round_ran.emit(run)
         r = run.result
         if run.passed:
@@ -113,18 +121,20 @@ class TestFixer(QObject):
             return self._end("Stopped")
         if s.round >= s.rounds:
             return self._end(f"Still failing after {s.round} round{'s' if s.round > 1 else ''}")
-        if w.engine is None:
+        if self.host.engine.engine is None:
             return self._end("No model is loaded to fix the failure")
         # Ask for a fix: a /code request with the failing output and the files it names.
         request = fix_request_for_tests(run)
-        pending = w._start_turn(request, EditRequest(w.project, request, files=list(run.files)))
+        root = self.host.features.project.root
+        pending = chat.start_turn(request, EditRequest(root, request, files=list(run.files)))
         if pending is None:
             return self._end("could not ask the model")
         s.waiting = "answer"
-        w._generate(pending)
+        # This runs in the round's success slot, while its job still holds the engine.
+        self.host.engine.when_free(lambda: self.chat.generate(pending))
 
     def _failed(self, e: BaseException) -> None:
-        self.w._tool_failed(e)
+        self.host.features.tools.tool_failed.emit(self.chat.fail_turn(e))
         self._end("The tests could not be run", shown=False)
 
     def _answered(self, result) -> None:
@@ -134,14 +144,14 @@ class TestFixer(QObject):
         if result.cancelled or not result.text.strip():
             return self._end("Stopped" if result.cancelled else "The model gave no answer")
         s.waiting = "apply"
-        self.w.stats_label.setText(f"Review the proposed fix in the Changes pane; applying it runs the tests "
+        self.chat.stats.setText(f"Review the proposed fix in the Changes pane; applying it runs the tests "
                                    f"again (round {s.round + 1}/{s.rounds})")
 
     def _planned(self, cs) -> None:
         s = self.session
         if s is not None and s.waiting == "apply" and not cs:
             # Kept open: any change applied from the Changes pane still runs the next round.
-            self.w.stats_label.setText("The model proposed no change to the files; send /fix again, "
+            self.chat.stats.setText("The model proposed no change to the files; send /fix again, "
                                        "or ask for a change with /code")
 
     def _applied(self, _record) -> None:
@@ -152,5 +162,5 @@ class TestFixer(QObject):
     def _end(self, reason: str, shown: bool = True) -> None:
         s, self.session = self.session, None
         if shown:
-            self.w.stats_label.setText(reason)
+            self.chat.stats.setText(reason)
         self.finished.emit((s.round if s else 0, s.last if s else None, reason))

@@ -18,6 +18,7 @@ from app.core.learn.fim import QWEN
 from app.core.learn.project_set import (ProjectSetOptions, ProjectSetReport, export_project_set, parse_folders,
                                         scan_languages)
 from app.ui.banners import error_label
+from app.ui.errors import describe_error
 from app.ui.workers import Job
 
 
@@ -125,7 +126,8 @@ class ProjectSetDialog(QDialog):
         root = self.root
         self.scan_job = (Job(lambda ctx: scan_languages(root, ctx.cancelled), name="scan-languages", parent=self)
                          .on_success(self._scanned)
-                         .on_failure(lambda e: self.languages_note.setText(f"Could not look at the project: {e}"))
+                         .on_failure(lambda e: self.languages_note.setText(
+                             f"Could not look at the project: {describe_error(e)}"))
                          .start())
 
     def _scanned(self, counts) -> None:
@@ -162,7 +164,7 @@ class ProjectSetDialog(QDialog):
                                                         progress=ctx.progress), name="project-set", parent=self)
                     .on_progress(self._progressed)
                     .on_success(lambda report: (self._running(False), self.show_report(report)))
-                    .on_failure(lambda e: (self._running(False), self.show_error(str(e))))
+                    .on_failure(lambda e: (self._running(False), self.show_error(describe_error(e))))
                     .start())
 
     def _progressed(self, done: int, total: int, note: str) -> None:

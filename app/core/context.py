@@ -1,0 +1,38 @@
+"""What every front end of the app works with: where data lives, the user's settings, the chat
+database, the adapter store and (when this session manages it) the OS firewall. No Qt: the
+window and the command line open the same context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from app.core.adapters.store import AdapterStore
+from app.core.paths import AppPaths
+from app.core.settings import Settings
+from app.core.storage import Storage
+
+if TYPE_CHECKING:
+    from app.core.net.firewall.client import FirewallClient
+
+
+@dataclass
+class AppContext:
+    paths: AppPaths
+    settings: Settings
+    storage: Storage
+    # The OS firewall (through the privileged helper); None: not managed (tests, other OSes).
+    firewall: "FirewallClient | None" = None
+    adapters: AdapterStore = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.adapters is None:
+            self.adapters = AdapterStore(self.paths.data_dir / "adapters")
+
+    @classmethod
+    def open(cls, paths: AppPaths) -> "AppContext":
+        paths.ensure()
+        return cls(paths, Settings.load(paths.settings_file), Storage(paths.database))
+
+    def save_settings(self) -> None:
+        self.settings.save(self.paths.settings_file)

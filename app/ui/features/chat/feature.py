@@ -1,0 +1,275 @@
+"""The chat: the conversation list, the chat panel, and turns (a question and its answer).
+
+Owns ChatService (prompts and storage of turns), the current conversation and the answer
+being written. ``send`` routes a message: plain questions and ``/code`` are answered here;
+``/offline``, ``/online``, ``/remember``, ``/search``, ``/web``, ``/fix`` and ``/run`` go to
+the feature that does them. Other features start and end their own turns through the public
+methods below (``start_turn``, ``generate``, ``run_turn_job``, ``fail_turn``, ``add_note``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QMessageBox
+
+from app.core.chat import ChatService, PendingAnswer
+from app.core.edit_prompt import EditRequest, strip_command
+from app.core.engine import GenerationResult
+from app.core.intent import route
+from app.ui.errors import describe_error
+from app.ui.features.base import Feature
+from app.ui.features.chat.chat_panel import ChatPanel
+from app.ui.features.chat.conversations_panel import ConversationsPanel
+from app.ui.workers import Job
+
+ANSWER_BUSY = "An answer is being written: stop it first."
+SWITCH_BLOCKERS = ("turn", "review")  # what writes into, or reads, the conversation on show
+
+
+class ChatFeature(Feature):
+    name = "chat"
+    answer_finished = Signal(object)  # GenerationResult of the last answer
+    answer_stored = Signal(object)    # (PendingAnswer, GenerationResult, stored message id or None)
+    turn_failed = Signal(str)         # a turn ended with an error, with the message shown
+
+    def __init__(self, host):
+        super().__init__(host)
+        self.service = ChatService(self.ctx.storage, self.ctx.settings)
+        self.conversations = ConversationsPanel()
+        self.panel = ChatPanel()
+        self.view = self.panel.view
+        self.current_id: int | None = None
+        self.pending: PendingAnswer | None = None
+        self.answer_job: Job | None = None
+        self.stats = host.status_label("stats")
+        c, p = self.conversations, self.panel
+        c.new_requested.connect(self.new_conversation)
+        c.selected.connect(self.open_conversation)
+        c.rename_requested.connect(self.rename_conversation)
+        c.delete_requested.connect(self.delete_conversation)
+        p.send_requested.connect(self.send)
+        p.stop_requested.connect(self.stop)
+        self.view.copied.connect(lambda code: host.notify(f"Copied {len(code.splitlines())} lines", 3000))
+        engine = host.engine
+        engine.loading.connect(lambda: p.set_ready(False))
+        engine.loaded.connect(self._model_loaded)
+        engine.failed.connect(self._model_failed)
+        convs = self.ctx.storage.conversations()
+        self.current_id = convs[0].id if convs else None
+        self.refresh_list()
+        self.show_conversation()
+
+    # ---- the model ---------------------------------------------------------------------------
+    def _model_loaded(self, lm) -> None:
+        self.panel.show_error(lm.note)
+        self.panel.show_banner(lm.model.banner, ("models:recommended", "Open Models…") if lm.model.is_starter else None)
+        self.panel.set_ready(True)
+
+    def _model_failed(self, message: str) -> None:
+        self.panel.set_ready(False)
+        self.panel.show_error(message)
+
+    # ---- conversations -----------------------------------------------------------------------
+    def refresh_list(self) -> None:
+        self.conversations.set_conversations(self.ctx.storage.conversations(), self.current_id)
+
+    def show_conversation(self) -> None:
+        storage = self.ctx.storage
+        msgs = storage.messages(self.current_id) if self.current_id is not None else []
+        ratings = storage.ratings(self.current_id) if self.current_id is not None else {}
+        self.view.set_messages([(shown_role(m), m.content, note_for(m.meta), m.meta.get("sources", []),
+                                 rateable(m), ratings.get(m.id)) for m in msgs])
+
+    def ensure_conversation(self) -> int:
+        if self.current_id is None:
+            self.current_id = self.ctx.storage.create_conversation().id
+        return self.current_id
+
+    def new_conversation(self) -> None:
+        if self.host.engine.refuse_if_busy(SWITCH_BLOCKERS):
+            return
+        self.current_id = self.ctx.storage.create_conversation().id
+        self.refresh_list()
+        self.show_conversation()
+        self.panel.input.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if conversation_id == self.current_id:
+            return
+        if self.host.engine.refuse_if_busy(SWITCH_BLOCKERS):
+            self.refresh_list()  # put the selection back
+            return
+        self.current_id = conversation_id
+        self.show_conversation()
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        self.ctx.storage.rename_conversation(conversation_id, title)
+        conv = self.ctx.storage.conversation(conversation_id)
+        if conv is not None:
+            # Not a list rebuild: this runs inside the edited item's own signal.
+            self.conversations.set_title(conversation_id, conv.title)
+
+    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
+        conv = self.ctx.storage.conversation(conversation_id)
+        if conv is None:
+            return
+        if self.pending is not None and self.pending.conversation_id == conversation_id:
+            self.host.notify("Stop the answer before deleting its conversation.")
+            return
+        if confirm and QMessageBox.question(
+                self.host.window, "Delete conversation",
+                f"Delete “{conv.title}” and all its messages?") != QMessageBox.Yes:
+            return
+        self.ctx.storage.delete_conversation(conversation_id)
+        if self.current_id == conversation_id:
+            convs = self.ctx.storage.conversations()
+            self.current_id = convs[0].id if convs else None
+            self.show_conversation()
+        self.refresh_list()
+
+    # ---- asking ------------------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        f = self.host.features
+        intent = route(text)
+        if intent.kind in ("offline", "online"):  # needs no model, and works while an answer runs
+            return f.network.switch_from_chat(intent.kind == "offline")
+        if self.host.engine.engine is None or self.host.engine.refuse_if_busy():
+            return
+        self.ensure_conversation()
+        if intent.kind == "remember":
+            return f.feedback.remember(intent.text, text)
+        if intent.kind == "search":
+            return f.tools.web_search(text, intent.text)
+        if intent.kind == "web":
+            return f.tools.web_answer(text, intent.text)
+        f.tools.new_message()  # a new message ends a /fix on the tests that waits for an apply
+        if intent.kind in ("fix", "run"):
+            return f.tools.fix(text, intent.text, rounds=1 if intent.kind == "run" else self.ctx.settings.fix_rounds,
+                               run_only=intent.kind == "run")
+        edit = None
+        root = f.project.root
+        if root is not None:
+            is_code, request = strip_command(text)
+            if is_code:
+                if not request:
+                    self.panel.show_error("Say what to change after /code, e.g. /code add a docstring to fetch().")
+                    return
+                edit = EditRequest(root, request)
+        pending = self.start_turn(text, edit)
+        if pending is not None:
+            self.generate(pending)
+
+    def start_turn(self, text: str, edit: EditRequest | None = None) -> PendingAnswer | None:
+        """Store and show the user's message (a question or a tool request) and mark the chat busy."""
+        try:
+            pending = self.service.ask(self.ensure_conversation(), text, edit)
+        except ValueError as e:
+            self.panel.show_error(str(e))
+            return None
+        self.refresh_list()
+        self.panel.show_error(None)
+        self.view.add_message("user", pending.question.content)
+        self.panel.set_busy(True)
+        return pending
+
+    def run_turn_job(self, job: Job) -> Job | None:
+        """Start a job that holds the chat and the engine (an answer, a tool, a sandbox run)."""
+        started = self.host.engine.start_exclusive(job, ANSWER_BUSY, self.jobs)
+        if started is not None:
+            self.answer_job = started
+        else:
+            self.panel.set_busy(False)
+        return started
+
+    def generate(self, pending: PendingAnswer) -> None:
+        """Write the answer to a stored question on a worker; answer_done keeps it."""
+        self.pending = pending
+        self.view.begin_stream()
+        engine, params, chat = self.host.engine.engine, self.service.params(), self.service
+
+        def job(ctx):
+            messages = chat.prompt(engine, pending)
+            return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled)
+
+        self.stats.setText("Thinking…")
+        self.run_turn_job(Job(job, name="generate", parent=self)
+                          .on_partial(self.view.append_stream)
+                          .on_success(self.answer_done)
+                          .on_failure(self.fail_turn))
+
+    def stop(self) -> None:
+        if self.answer_job is not None:
+            self.answer_job.cancel()
+            self.stats.setText("Stopping…")
+
+    def answer_done(self, result: GenerationResult) -> None:
+        pending, self.pending = self.pending, None
+        meta = {"finish_reason": result.finish_reason, "tokens_per_s": result.tokens_per_s}
+        stored = None
+        if pending is not None:
+            model = self.host.engine.model
+            stored = self.service.finish(pending, result, model.name if model else "",
+                                         self.host.features.adapters.names_on_engine())
+            meta = stored.meta if stored else meta
+        self.view.end_stream(note_for(meta), meta.get("sources", []), stored.id if stored else None)
+        self.panel.set_busy(False)
+        self.stats.setText(
+            f"{result.completion_tokens} tokens · {result.tokens_per_s:.1f} tok/s · "
+            f"first token {result.time_to_first_token_s or 0:.2f} s" + (" · stopped" if result.cancelled else ""))
+        self.refresh_list()
+        if pending is not None:
+            self.answer_stored.emit((pending, result, stored.id if stored else None))
+        self.answer_finished.emit(result)
+
+    def fail_turn(self, e: BaseException) -> str:
+        """End the running turn with the error shown; returns the message."""
+        self.pending = None
+        self.view.end_stream()
+        self.panel.set_busy(False)
+        self.stats.setText("")
+        message = describe_error(e)
+        self.panel.show_error(message)
+        self.turn_failed.emit(message)
+        return message
+
+    def end_turn(self, stats: str = "") -> None:
+        """A tool's turn is over (its own output is already shown and stored)."""
+        self.panel.set_busy(False)
+        self.stats.setText(stats)
+        self.refresh_list()
+
+    def add_note(self, text: str, meta: dict) -> None:
+        """A system line in the current conversation (stored, never part of a prompt)."""
+        self.ctx.storage.add_message(self.ensure_conversation(), "system", text, meta)
+        self.view.add_message("system", text)
+        self.refresh_list()
+
+    def shutdown(self) -> None:
+        self.jobs.cancel()
+
+
+def shown_role(m) -> str:
+    """Sandbox output is stored as a system message (never part of a prompt) and shown as Output."""
+    return "output" if m.role == "system" and m.meta.get("tool") == "run" else m.role
+
+
+def rateable(m) -> int | None:
+    """The id of an answer the user can rate (a model's answer; not a list of search results)."""
+    return m.id if m.role == "assistant" and m.meta.get("tool") != "search" else None
+
+
+def note_for(meta: dict) -> str:
+    """The grey line under a message: how it ended, its speed, rules left out."""
+    if not meta:
+        return ""
+    parts = []
+    if meta.get("finish_reason") == "cancelled":
+        parts.append("stopped")
+    elif meta.get("finish_reason") == "length":
+        parts.append("cut at the length limit")
+    if meta.get("tokens_per_s"):
+        parts.append(f"{meta['tokens_per_s']:.1f} tok/s")
+    if meta.get("rules_left_out"):
+        n = meta["rules_left_out"]
+        parts.append(f"{n} older rule{'s' * (n != 1)} left out (no room in the prompt)")
+    return " · ".join(parts)
