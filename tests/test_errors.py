@@ -19,7 +19,7 @@ import app.core
 from app.core.adapters.errors import AdapterError
 from app.core.adapters.importer import ModelChoice, import_adapter
 from app.core.adapters.store import AdapterStore
-from app.core.chat import ChatService, EmptyQuestion
+from app.core.chat.service import ChatService, EmptyQuestion
 from app.core.errors import UserError
 from app.core.logs import LOGGER
 from app.core.models import embedded
@@ -27,7 +27,7 @@ from app.core.models.gguf_info import GGUFError, read_gguf_info
 from app.core.net import policy
 from app.core.net.guard import NetworkBlocked
 from app.core.net.policy import OfflineError
-from app.core.rules import RuleError, clean_rule
+from app.core.chat.rules import RuleError, clean_rule
 from app.core.settings import Settings
 from app.core.storage import RatingError, Storage
 from app.ui.errors import describe_error
@@ -50,19 +50,19 @@ OLD_BASES = {
     "app.core.net.firewall.linux_nft.FirewallError": RuntimeError,
     "app.core.net.firewall.helper.Refused": ValueError,
     "app.core.storage.StorageError": RuntimeError,
-    "app.core.review.ReviewError": ValueError,
+    "app.core.review.roles.ReviewError": ValueError,
     "app.core.web.pages.PageError": RuntimeError,
     "app.core.web.search.SearchError": RuntimeError,
     "app.core.web.search.NoResults": RuntimeError,
-    "app.core.training_export.ExportError": ValueError,
+    "app.core.learn.training_export.ExportError": ValueError,
     "app.core.edits.apply.ApplyError": RuntimeError,
     "app.core.edits.apply.StaleFileError": RuntimeError,
     "app.core.edits.apply.UndoConflict": RuntimeError,
     "app.core.edits.match.MatchError": ValueError,
     "app.core.edits.textfile.UneditableFileError": ValueError,
     "app.core.edits.project_path.UnsafePathError": ValueError,
-    "app.core.director.DirectorError": RuntimeError,
-    "app.core.director.DirectorCancelled": RuntimeError,
+    "app.core.review.director.DirectorError": RuntimeError,
+    "app.core.review.director.DirectorCancelled": RuntimeError,
     "app.core.engine.EngineError": RuntimeError,
     "app.core.engine.ModelLoadError": RuntimeError,
     "app.core.engine.EvaluationCancelled": RuntimeError,
@@ -76,12 +76,12 @@ OLD_BASES = {
     "app.core.models.download.VerificationError": RuntimeError,
     "app.core.learn.project_set.ProjectSetError": ValueError,
     "app.core.learn.project_set.ProjectSetCancelled": ValueError,
-    "app.core.sandbox.SandboxError": RuntimeError,
+    "app.core.run.sandbox.SandboxError": RuntimeError,
     "app.core.adapters.errors.AdapterError": ValueError,
     # raise sites that were plain ValueErrors with user-written text
-    "app.core.rules.RuleError": ValueError,
+    "app.core.chat.rules.RuleError": ValueError,
     "app.core.storage.RatingError": ValueError,
-    "app.core.chat.EmptyQuestion": ValueError,
+    "app.core.chat.service.EmptyQuestion": ValueError,
     "app.core.secrets.InvalidKey": ValueError,
 }
 
@@ -259,3 +259,16 @@ def test_a_job_failure_with_no_slot_and_no_hook_is_still_logged(qtbot, caplog):
     qtbot.waitUntil(lambda: any(r.name == LOGGER for r in caplog.records), timeout=5_000)
     [record] = [r for r in caplog.records if r.name == LOGGER]
     assert record.levelno == logging.WARNING and "A rule needs some text" in record.getMessage()
+
+
+def test_the_window_shows_a_failure_nobody_listened_for(qtbot, app_home):
+    from app.core.storage import StorageError
+    from tests.test_gui import close_window, open_window
+
+    w = open_window(qtbot, app_home)
+    job = Job(lambda _ctx: (_ for _ in ()).throw(StorageError("The chat database is read-only.")), name="t")
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        job.start()
+    assert w.statusBar().currentMessage() == "The chat database is read-only."
+    close_window(w)
+    assert Job.default_failure is None  # the closed window no longer shows anything

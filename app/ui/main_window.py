@@ -31,7 +31,9 @@ from app.ui.features.network.feature import NetworkFeature
 from app.ui.features.project.feature import ProjectFeature
 from app.ui.features.review.feature import ReviewFeature
 from app.ui.features.tools.feature import ToolsFeature
+from app.ui.errors import describe_error
 from app.ui.host import Host
+from app.ui.workers import Job
 
 __all__ = ["AppContext", "MainWindow"]
 
@@ -50,6 +52,9 @@ class MainWindow(QMainWindow):
         self.engine_service = EngineService(ctx, self)
         self.host = Host(self, ctx, self.engine_service)
         self.engine_service.notice.connect(lambda text: self.host.notify(text))
+        # A job nobody listens to for failure still shows its error (describe_error logged it).
+        self._show_failure = lambda e: self.host.notify(describe_error(e), 10000)
+        Job.default_failure = self._show_failure
         for name in ("model", "project", "stats"):  # left to right
             self.host.status_label(name, permanent=name != "model")
         self.features = self.host.features
@@ -124,4 +129,6 @@ class MainWindow(QMainWindow):
         for feature in self._all:
             feature.closed()
         self.engine_service.close()
+        if Job.default_failure is self._show_failure:
+            Job.default_failure = None
         super().closeEvent(event)
