@@ -108,7 +108,7 @@ def cli_turn(paths, settings, engine, question: str, project: str | None = None,
     the project's best chunks."""
     import dataclasses
 
-    from app.core.chat import ChatService
+    from app.core.chat.service import ChatService
     from app.core.storage import Storage, StorageError
 
     # --project asks for grounding explicitly, whatever the window's toggle says.
@@ -311,7 +311,7 @@ def cmd_export_chats(args) -> int:
     from app.core.paths import app_paths
     from app.core.settings import Settings
     from app.core.storage import Storage, StorageError
-    from app.core.training_export import ExportError, ExportFilter, export_training_data
+    from app.core.learn.training_export import ExportError, ExportFilter, export_training_data
 
     try:
         since, until = (date.fromisoformat(d) if d else None for d in (args.since, args.until))

@@ -71,8 +71,8 @@ def check_bundle() -> tuple[str, list[str]]:
     except Exception as e:  # noqa: BLE001
         problems.append(f"web page extraction: {e!r}")
     try:
-        from app.core.web.search import _engine_class
-        _engine_class()("http://127.0.0.1:9/", 5.0)  # builds primp's client; sends nothing
+        from app.core.web.search import engine_class
+        engine_class()("http://127.0.0.1:9/", 5.0)  # builds primp's client; sends nothing
     except Exception as e:  # noqa: BLE001
         problems.append(f"search engine: {e!r}")
     try:

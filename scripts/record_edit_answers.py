@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.core.edit_prompt import EditRequest, build_edit_prompt  # noqa: E402
+from app.core.edits.prompt import EditRequest, build_edit_prompt  # noqa: E402
 from app.core.engine import Engine, EngineConfig, GenerationParams  # noqa: E402
 from app.core.models.embedded import starter_model  # noqa: E402
 from app.core.settings import Settings  # noqa: E402

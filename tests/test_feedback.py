@@ -10,13 +10,13 @@ import sqlite3
 import pytest
 
 from app.core import secrets
-from app.core.chat import ChatService
-from app.core.dataset import (SECRET_MARK, Example, Scrubber, assign_splits, dedup_key, split_of, unique,
+from app.core.chat.service import ChatService
+from app.core.learn.dataset import (SECRET_MARK, Example, Scrubber, assign_splits, dedup_key, split_of, unique,
                               write_jsonl)
-from app.core.edit_prompt import EDIT_INSTRUCTIONS, EditRequest
+from app.core.edits.prompt import EDIT_INSTRUCTIONS, EditRequest
 from app.core.engine import GenerationResult
-from app.core.intent import Intent, route
-from app.core.rules import MAX_RULE_CHARS, RULES_HEADER, RULES_SHARE, fit_rules, parse_remember
+from app.core.chat.intent import Intent, route
+from app.core.chat.rules import MAX_RULE_CHARS, RULES_HEADER, RULES_SHARE, fit_rules, parse_remember
 from app.core.settings import Settings
 from app.core.storage import Rating, Storage
 
@@ -270,7 +270,7 @@ def test_a_system_note_does_not_stop_the_first_question_naming_the_chat(chat):
     assert pending.history == [{"role": "user", "content": "How do I read a file?"}]  # the note is not a turn
 
 
-# ---- app/core/dataset.py: what may leave the machine -------------------------------------------------
+# ---- app/core/learn/dataset.py: what may leave the machine -------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
     ("key = sk-proj-AbCdEf0123456789xyzXYZ", f"key = {SECRET_MARK}"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.core.intent import route
+from app.core.chat.intent import route
 
 WEB = {
     "search the web for python 3.13 release notes": "python 3.13 release notes",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.dataset import SECRET_MARK, Example
+from app.core.learn.dataset import SECRET_MARK, Example
 from app.core.learn.definitions import read_definitions
 from app.core.learn.fim import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, PLAIN, QWEN, fim_style_for
 from app.core.learn.near_dup import near_duplicates

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 
-from app.core import sandbox
-from app.core.project_tests import (
+from app.core.run import sandbox
+from app.core.run.result import NETNS, PYTHON_GUARD, READ_ONLY
+from app.core.run.project_tests import (
     NO_TESTS, copy_project, failing_files, has_tests, parse_fix, project_python, run_project_tests,
     fix_request_for_tests,
 )
@@ -55,7 +56,7 @@ def test_failing_tests_are_run_reported_and_name_the_code_to_fix(tmp_path):
     assert str(tmp_path) not in run.output and "offline-coder-run" not in run.output  # paths are the project's
     assert run.files == ["calc.py", "tests/test_calc.py"]  # the code under test first
     assert run.summary().startswith("tests fail")
-    assert run.result.isolation == sandbox.NETNS and run.result.filesystem == sandbox.READ_ONLY
+    assert run.result.isolation == NETNS and run.result.filesystem == READ_ONLY
     assert snapshot(project) == before  # no __pycache__, no .pytest_cache, nothing
 
     request = fix_request_for_tests(run)
@@ -77,7 +78,7 @@ def test_tests_that_write_files_change_only_the_copy_even_without_namespaces(tmp
         monkeypatch.setattr(sandbox, "USE_NAMESPACES", use_ns)
         run = run_project_tests(project)
         assert run.passed, run.output
-        assert run.result.isolation == (sandbox.NETNS if use_ns else sandbox.PYTHON_GUARD)
+        assert run.result.isolation == (NETNS if use_ns else PYTHON_GUARD)
         assert snapshot(project) == before
 
 
@@ -182,7 +183,7 @@ def test_a_virtualenv_project_under_the_hidden_home_still_runs(tmp_path, monkeyp
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True)
     run = run_project_tests(project)
     assert run.python == project_python(project) and Path(run.python).parent.parent == project / ".venv"
-    assert run.result.isolation == sandbox.NETNS, run.result
+    assert run.result.isolation == NETNS, run.result
     assert str(home) in run.result.hidden, run.result
     assert "TOP-SECRET-KEY" not in run.output
     assert run.result.exit_code == 1 and "AssertionError: -1 != 5" in run.output, run.output

@@ -1,6 +1,6 @@
 """Markdown answers become HTML with highlighted, copyable code blocks."""
 
-from app.core.render import render_markdown
+from app.core.chat.render import render_markdown
 
 
 def test_code_blocks_are_highlighted_and_collected():
@@ -26,7 +26,7 @@ def test_raw_html_is_shown_not_run():
 
 
 def test_citations_become_links_and_times_do_not():
-    from app.core.render import parse_citation
+    from app.core.chat.render import parse_citation
     html = render_markdown("See `app/x.py:10-24` and util.py:3; at 10:30 see http://host.org:80 <b>").html
     assert '<a href="cite:app/x.py:10-24">app/x.py:10-24</a>' in html
     assert '<a href="cite:util.py:3">util.py:3</a>' in html

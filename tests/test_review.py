@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from app.core import secrets
-from app.core.director import Director, DirectorCancelled, DirectorError, director_from_settings
+from app.core.review.director import Director, DirectorCancelled, DirectorError, director_from_settings
 from app.core.edits import plan_changes
 from app.core.engine import GenerationParams
 from app.core.net import policy
 from app.core.paths import app_paths
-from app.core.review import (DIRECTOR, LOCAL, ROLES, STEPS, SYNTHESIS, ReviewError, default_checklist_dir,
+from app.core.review.roles import (DIRECTOR, LOCAL, ROLES, STEPS, SYNTHESIS, ReviewError, default_checklist_dir,
                              install_user_checklists, load_checklists, review_params, review_subject_from_changes,
                              review_subject_from_question, role_messages, run_review, synthesis_messages,
                              RoleOutput)

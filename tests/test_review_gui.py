@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
-from app.core.review import ROLES
+from app.core.review.roles import ROLES
 from app.core.settings import DirectorSettings, Settings
 from tests.fake_openai import FakeOpenAI
 from tests.test_gui import close_window, open_window, wait_loaded

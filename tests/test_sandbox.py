@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core import sandbox
+from app.core.run import sandbox
 from app.no_telemetry import NO_TELEMETRY
-from app.core.sandbox import RunResult, SandboxError, SandboxLimits, language_of, run_code
+from app.core.run.result import NETNS, PYTHON_GUARD, READ_ONLY, RunResult, SandboxLimits
+from app.core.run.sandbox import SandboxError, language_of, run_code
 from tests.netns import Namespace, can_make_namespaces
 
 NO_NS = can_make_namespaces()
@@ -97,7 +98,7 @@ def test_time_limit_kills_the_whole_process_tree():
     assert r.timed_out and not r.memory_exceeded and not r.cancelled
     assert 1.9 <= r.duration_s < 6
     assert r.summary() == "stopped: time limit (2 s)"
-    if r.isolation == sandbox.NETNS:  # the PID namespace takes even the setsid'd one with it
+    if r.isolation == NETNS:  # the PID namespace takes even the setsid'd one with it
         assert gone(marker), f"left running: {processes_with(marker)}"
     else:
         pytest.skip("no PID namespace here: the python-guard refuses to start programs instead")
@@ -106,7 +107,7 @@ def test_time_limit_kills_the_whole_process_tree():
 def test_background_processes_end_with_the_run():
     marker = f"sandbox-leftover-{uuid.uuid4().hex}"
     r = run_code(SPAWN_SLEEPERS.format(marker=marker))
-    if r.isolation != sandbox.NETNS:
+    if r.isolation != NETNS:
         pytest.skip("no PID namespace here")
     assert r.exit_code == 0 and r.duration_s < 5, r
     assert gone(marker), f"left running: {processes_with(marker)}"
@@ -129,13 +130,13 @@ def test_sandboxed_code_cannot_reach_a_server_the_host_can(monkeypatch):
         host = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True, timeout=20)
         assert host.stdout.strip() == "hi", host.stderr  # so the test below could fail
         r = run_code(client, limits=SandboxLimits(time_s=15))
-        assert r.isolation == sandbox.NETNS
+        assert r.isolation == NETNS
         assert "hi" not in r.stdout and r.exit_code != 0
         assert "Network is unreachable" in r.stderr or "refused" in r.stderr, r.stderr
         # The fallback for systems without namespaces refuses it too.
         monkeypatch.setattr(sandbox, "USE_NAMESPACES", False)
         r = run_code(client, limits=SandboxLimits(time_s=15))
-        assert r.isolation == sandbox.PYTHON_GUARD
+        assert r.isolation == PYTHON_GUARD
         assert "hi" not in r.stdout and "The sandbox has no network" in r.stderr, r.stderr
 
 
@@ -145,7 +146,7 @@ def test_loopback_inside_the_sandbox_still_works():
             "threading.Thread(target=lambda: srv.accept()[0].sendall(b'hi'), daemon=True).start()\n"
             "print(socket.create_connection(srv.getsockname(), timeout=3).recv(2).decode())\n")
     r = run_code(code)
-    assert r.isolation == sandbox.NETNS and r.stdout == "hi\n", r
+    assert r.isolation == NETNS and r.stdout == "hi\n", r
 
 
 def test_environment_has_no_secrets_and_home_is_inside(monkeypatch):
@@ -178,7 +179,7 @@ def test_files_outside_the_sandbox_folder_are_untouched(tmp_path):
         cwd = Path(r.stdout.split("CWD ", 1)[1].strip())
         assert r.directory == cwd and (cwd / "inside.txt").read_text() == "ok"
         assert not (cwd.parent / name).exists(), "a relative write left the sandbox folder"
-        if r.filesystem == sandbox.READ_ONLY:
+        if r.filesystem == READ_ONLY:
             assert not outside.exists() and "Read-only file system" in r.stdout
         elif sys.platform.startswith("linux") and os.geteuid() == 0:
             pytest.fail(f"as root on Linux the file system should be read-only: {r}")
@@ -192,7 +193,7 @@ def test_shell_needs_confirmation():
         run_code("echo hi", "shell")
     if sys.platform.startswith("linux") and os.geteuid() == 0:
         r = run_code("echo hi", "shell", confirmed_shell=True)
-        assert (r.exit_code, r.stdout, r.isolation) == (0, "hi\n", sandbox.NETNS), r
+        assert (r.exit_code, r.stdout, r.isolation) == (0, "hi\n", NETNS), r
 
 
 def test_shell_refused_without_a_network_namespace(monkeypatch):
@@ -204,7 +205,7 @@ def test_shell_refused_without_a_network_namespace(monkeypatch):
 def test_python_guard_refuses_starting_programs(monkeypatch):
     monkeypatch.setattr(sandbox, "USE_NAMESPACES", False)
     r = run_code("import subprocess\nsubprocess.run(['echo', 'hi'])\n")
-    assert r.isolation == sandbox.PYTHON_GUARD and r.exit_code == 1
+    assert r.isolation == PYTHON_GUARD and r.exit_code == 1
     assert "cannot start other programs" in r.stderr and "hi" not in r.stdout
 
 
@@ -216,7 +217,7 @@ def test_cancel_kills_quickly():
                  cancelled=lambda: bool(go))
     assert go and time.monotonic() - go[0] < 5
     assert r.cancelled and not r.timed_out and r.summary().startswith("stopped: cancelled after")
-    if r.isolation == sandbox.NETNS:
+    if r.isolation == NETNS:
         assert gone(marker)
 
 
@@ -309,7 +310,7 @@ def planted(tmp_path, monkeypatch):
 def test_home_and_the_apps_data_are_hidden_from_python(planted):
     home, app_home, files, secret = planted
     r = run_code(read_secrets_code(files, [home, Path("/root"), Path("/home")]))
-    assert r.isolation == sandbox.NETNS and r.filesystem == sandbox.READ_ONLY and r.exit_code == 0, r
+    assert r.isolation == NETNS and r.filesystem == READ_ONLY and r.exit_code == 0, r
     assert_nothing_read(r, files, secret)
     for folder in (home, "/home"):
         assert f"LIST {folder} []" in r.stdout, r.stdout  # an empty folder where it was
@@ -328,7 +329,7 @@ def test_home_is_hidden_from_shell_code_too(planted):
     home, app_home, files, secret = planted
     code = "".join(f"cat {path}\n" for path in files.values()) + f"ls -A {home}\necho done\n"
     r = run_code(code, "shell", confirmed_shell=True)
-    assert r.isolation == sandbox.NETNS and r.stdout == "done\n", r
+    assert r.isolation == NETNS and r.stdout == "done\n", r
     assert secret not in r.stdout + r.stderr
     assert r.stderr.count("No such file or directory") == len(files), r.stderr
 
@@ -344,7 +345,7 @@ def test_a_sandbox_folder_under_the_hidden_home_still_works(planted, monkeypatch
     code = read_secrets_code(files, [home]) + "open('made.txt', 'w').write('ok')\nprint('CWD', os.getcwd())\n"
     r = run_code(code, keep_dir=True)
     try:
-        assert r.exit_code == 0 and r.isolation == sandbox.NETNS, r
+        assert r.exit_code == 0 and r.isolation == NETNS, r
         assert r.directory.parent == tmp and (r.directory / "made.txt").read_text() == "ok"
         assert_nothing_read(r, files, secret)
         assert f"LIST {home} ['tmp']" in r.stdout, r.stdout  # only the way to the sandbox folder
@@ -357,14 +358,14 @@ def test_the_python_guard_hides_nothing_and_says_so(planted, monkeypatch):
     monkeypatch.setattr(sandbox, "USE_NAMESPACES", False)
     home, app_home, files, secret = planted
     r = run_code("print('hi')\n")
-    assert r.isolation == sandbox.PYTHON_GUARD and r.hidden == [] and r.stdout == "hi\n", r
+    assert r.isolation == PYTHON_GUARD and r.hidden == [] and r.stdout == "hi\n", r
     assert any("not hidden" in note for note in r.notes), r.notes
 
 
 NOBODY = 65534
 AS_NOBODY = """
 import json, sys
-from app.core.sandbox import run_code
+from app.core.run.sandbox import run_code
 code, shell = sys.argv[1], sys.argv[2]
 out = {}
 for name, (text, language) in {"python": (code, "python"), "shell": (shell, "shell")}.items():
@@ -399,7 +400,7 @@ def test_home_is_hidden_for_an_ordinary_user_too():
     import platformdirs
     repo = Path(__file__).resolve().parent.parent
     pythonpath = os.pathsep.join([str(repo), str(Path(platformdirs.__file__).parent.parent)])
-    if subprocess.run([python, "-c", "import app.core.sandbox"], user=NOBODY, capture_output=True, cwd="/",
+    if subprocess.run([python, "-c", "import app.core.run.sandbox"], user=NOBODY, capture_output=True, cwd="/",
                       env={"PYTHONPATH": pythonpath, "PATH": os.defpath}).returncode != 0:
         pytest.skip(f"uid {NOBODY} cannot read the app's source at {repo}")
     base = Path(tempfile.mkdtemp(prefix="sandbox-nobody-", dir="/tmp"))
@@ -415,10 +416,10 @@ def test_home_is_hidden_for_an_ordinary_user_too():
                               capture_output=True, text=True, cwd="/", env=env, timeout=60)
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout)
-        if out["python"].get("isolation") != sandbox.NETNS:
+        if out["python"].get("isolation") != NETNS:
             pytest.skip(f"uid {NOBODY} cannot make namespaces here: {out}")
         py, sh = out["python"], out["shell"]
-        assert py["exit"] == 0 and py["filesystem"] == sandbox.READ_ONLY, py
+        assert py["exit"] == 0 and py["filesystem"] == READ_ONLY, py
         assert secret not in py["stdout"] + py["stderr"] and secret not in sh["stdout"] + sh["stderr"], out
         for name in files:
             assert f"DENIED {name} FileNotFoundError" in py["stdout"], py
@@ -435,11 +436,11 @@ def test_a_folder_whose_contents_cannot_come_back_is_shown_again_with_a_note(pla
     is shown again, left out of ``hidden`` and noted; the other hidden folders stay hidden."""
     if not sys.base_prefix.startswith("/root/"):
         pytest.skip("needs the interpreter under /root (a pyenv Python, as in CI)")
-    from app.core import sandbox_mounts
-    monkeypatch.setattr(sandbox_mounts, "COVER_OPTIONS", "size=64k,nr_inodes=1,mode=755")
+    from app.core.run import mounts
+    monkeypatch.setattr(mounts, "COVER_OPTIONS", "size=64k,nr_inodes=1,mode=755")
     home, app_home, files, secret = planted
     r = run_code(read_secrets_code(files, [home]))
-    assert r.exit_code == 0 and r.isolation == sandbox.NETNS and r.filesystem == sandbox.READ_ONLY, r
+    assert r.exit_code == 0 and r.isolation == NETNS and r.filesystem == READ_ONLY, r
     assert "/root" not in r.hidden and str(home) in r.hidden, r.hidden
     assert any(note.startswith("/root not hidden") for note in r.notes), r.notes
     assert_nothing_read(r, files, secret)

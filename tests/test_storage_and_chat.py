@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from app.core.chat import ChatService, answer_reserve, build_messages, title_from
+from app.core.chat.service import ChatService, answer_reserve, build_messages, title_from
 from app.core.engine import GenerationResult
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, Storage, StorageError
@@ -116,3 +116,25 @@ def test_settings_round_trip_and_tolerate_bad_files(tmp_path):
 
     p.write_text("this is [not toml")
     assert Settings.load(p) == Settings()
+
+
+def test_one_sampling_type_from_settings_to_engine(tmp_path):
+    """The engine's GenerationParams is the settings' GenerationSettings; the unset seed (None,
+    which TOML cannot hold) is left out of the file and loads back as None."""
+    from app.core.engine import GenerationParams
+    from app.core.settings import GenerationSettings
+    assert GenerationParams is GenerationSettings
+    p = tmp_path / "settings.toml"
+    s = Settings()
+    s.generation.top_k = 9
+    s.save(p)
+    assert "seed" not in p.read_text(encoding="utf-8") and "top_k = 9" in p.read_text(encoding="utf-8")
+    assert Settings.load(p).generation == s.generation and s.generation.seed is None
+    g = GenerationParams.greedy(30)
+    assert (g.temperature, g.top_p, g.top_k, g.max_tokens, g.repeat_penalty, g.seed) == (0.0, 1.0, 1, 30, 1.0, None)
+    # what the chat hands the engine: the user's settings, a copy a caller may change
+    chat = ChatService(Storage(tmp_path / "db.sqlite"), s)
+    params = chat.params()
+    assert params == s.generation and params is not s.generation
+    params.max_tokens = 5
+    assert s.generation.max_tokens == 2048

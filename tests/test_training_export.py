@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.core import secrets
-from app.core.training_export import (DUPLICATE, NOT_RATED, OTHER_PROJECT, OUTSIDE_DATES, RATED_DOWN, STOPPED,
+from app.core.learn.training_export import (DUPLICATE, NOT_RATED, OTHER_PROJECT, OUTSIDE_DATES, RATED_DOWN, STOPPED,
                                       TOO_SHORT, WEB_ANSWER, ExportError, ExportFilter, export_training_data)
 from app.core.storage import Storage
 from training.data import normalise, prepare, read_jsonl
@@ -284,9 +284,9 @@ def test_the_command_line_exports_with_the_same_rules(tmp_path, memory_keyring):
 def test_accepted_edits_feed_the_project_training_set(db, tmp_path):
     """Issue #11's "plus the user's accepted edits": the applied answer of that project only,
     then written by the project set beside its own pairs."""
-    from app.core.dataset import Scrubber
+    from app.core.learn.dataset import Scrubber
     from app.core.learn.project_set import build_project_set
-    from app.core.training_export import accepted_edits
+    from app.core.learn.training_export import accepted_edits
 
     s, _ = db
     edits = accepted_edits(s, P2, Scrubber())

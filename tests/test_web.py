@@ -14,7 +14,7 @@ import pytest
 
 from app.core.net import policy
 from app.core.net.policy import OfflineError
-from app.core.render import render_markdown
+from app.core.chat.render import render_markdown
 from app.core.web import pages as web_pages
 from app.core.web import search as web_search
 from app.core.web.pages import Page, PageError, fetch_page, read_pages, sources_markdown, web_context

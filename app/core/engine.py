@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from app.core.hardware import physical_cores
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
+from app.core.settings import GenerationSettings
 from app.core.errors import UserError
 
 # OpenMP wait policy (measured on 2 cores, docs/decisions.md): libgomp's default spins briefly
@@ -44,19 +45,9 @@ class EngineConfig:
         return self.n_threads if self.n_threads > 0 else physical_cores()
 
 
-@dataclass
-class GenerationParams:
-    temperature: float = 0.3
-    top_p: float = 0.95
-    top_k: int = 50
-    max_tokens: int = 2048
-    repeat_penalty: float = 1.1
-    seed: int | None = None
-
-    @classmethod
-    def greedy(cls, max_tokens: int = 2048) -> "GenerationParams":
-        """Deterministic decoding: the same prompt gives the same text."""
-        return cls(temperature=0.0, top_p=1.0, top_k=1, max_tokens=max_tokens, repeat_penalty=1.0)
+# What chat() is given: the one sampling type, the user's settings (``GenerationParams.greedy()``
+# for the same text from the same prompt).
+GenerationParams = GenerationSettings
 
 
 @dataclass

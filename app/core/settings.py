@@ -18,13 +18,21 @@ from app.core.atomic import atomic_write_text
 
 @dataclass
 class GenerationSettings:
-    """Sampling defaults from the product brief (low temperature suits code)."""
+    """Sampling: the user's settings, with the product brief's defaults (low temperature suits
+    code), and what ``Engine.chat`` is given (``engine.GenerationParams`` is this class;
+    ``ChatService.params`` hands it a copy of the user's)."""
 
     temperature: float = 0.3
     top_p: float = 0.95
     top_k: int = 50
     max_tokens: int = 2048
     repeat_penalty: float = 1.1
+    seed: int | None = None  # None: llama.cpp's own; only a caller sets one (never in the file)
+
+    @classmethod
+    def greedy(cls, max_tokens: int = 2048) -> "GenerationSettings":
+        """Deterministic decoding: the same prompt gives the same text."""
+        return cls(temperature=0.0, top_p=1.0, top_k=1, max_tokens=max_tokens, repeat_penalty=1.0)
 
 
 @dataclass
@@ -99,7 +107,12 @@ class Settings:
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash mid-save leaves the old file, never half a file."""
-        atomic_write_text(path, tomli_w.dumps(dataclasses.asdict(self)))
+        atomic_write_text(path, tomli_w.dumps(_without_none(dataclasses.asdict(self))))
+
+
+def _without_none(d: dict) -> dict:
+    """TOML has no null: a None value (an unset seed) is left out, and loads back as the default."""
+    return {k: _without_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
 def _from_dict(cls, raw: dict):
     kwargs = {}

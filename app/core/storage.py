@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.rules import RuleError, clean_rule
+from app.core.chat.rules import RuleError, clean_rule
 from app.core.errors import UserError
 
 _MIGRATIONS = [

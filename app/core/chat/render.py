@@ -19,7 +19,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from app.core.sandbox import language_of
+from app.core.run.sandbox import language_of
 
 COPY_SCHEME = "copy"
 RUN_SCHEME = "run"  # run:N runs code_blocks[N] in the sandbox (Python, or shell after a confirmation)

@@ -7,15 +7,15 @@ context, then the new question.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from app.core.edit_prompt import EditRequest, build_edit_prompt
+from app.core.edits.prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
 from app.core.errors import UserError
 from app.core.index.context import with_project_context
-from app.core.rules import RULES_SHARE, fit_rules
+from app.core.chat.rules import RULES_SHARE, fit_rules
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
 
@@ -132,9 +132,8 @@ class ChatService:
         return system, left_out
 
     def params(self) -> GenerationParams:
-        g = self.settings.generation
-        return GenerationParams(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
-                                max_tokens=g.max_tokens, repeat_penalty=g.repeat_penalty)
+        """The user's sampling settings, a copy (a caller's change stays its own)."""
+        return replace(self.settings.generation)
 
     def prompt(self, engine: Engine, pending: PendingAnswer) -> list[Message]:
         """The messages to send. Touches no storage, so it may run on the worker thread."""

@@ -27,7 +27,7 @@ def scrubber():
     """A function that removes stored keys, credential-shaped strings and the home folder's
     path from a text (it reads the keyring once)."""
     from app.core import secrets
-    from app.core.dataset import Scrubber
+    from app.core.learn.dataset import Scrubber
 
     s = Scrubber()
     return lambda text: s(secrets.redact(text))

@@ -8,7 +8,8 @@ The whole public API, usable without Qt::
     undo(store, record)
 
 Formats live in ``formats``, tolerant matching in ``match``, path safety in
-``project_path``, the file model (line endings, encoding, mode) in ``textfile``.
+``project_path``, the file model (line endings, encoding, mode) in ``textfile``; the /code
+prompt that asks for them in ``prompt``, a change as highlighted HTML in ``diff_render``.
 """
 
 from app.core.edits.apply import (ApplyError, StaleFileError, UndoConflict, UndoRecord, UndoStore,

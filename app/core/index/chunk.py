@@ -1,6 +1,6 @@
 """Cut a file into chunks a reader (and the embedder) can take in one go.
 
-Code is cut at definitions (functions, classes, methods) with tree-sitter, because a whole
+Code is cut at definitions (functions, classes, methods: ``syntax`` reads them), because a whole
 function is what a question is usually about and what an answer should cite. A definition
 that does not fit the embedder's 256-token window is split: a class into its header and its
 methods, anything else into overlapping line windows that repeat the signature, so every
@@ -17,6 +17,7 @@ from itertools import accumulate
 from typing import Callable
 
 from app.core.index.grammars import GRAMMARS, Grammar, parser_for
+from app.core.index.syntax import FoundDefinition, find_definitions, source_lines
 
 MAX_CHUNK_TOKENS = 224      # the window is 256; the rest is for the path/symbol header
 WINDOW_LINES = 40
@@ -56,15 +57,6 @@ class Chunk:
         return embed_text(self.path, self.symbol, self.context, self.text)
 
 
-def source_lines(text: str) -> list[str]:
-    """A file's lines as editors number them: split on ``\n`` only (tree-sitter's rows), a
-    trailing ``\r`` dropped, and no extra empty line after the final newline."""
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 class _Lines:
     """The file's lines with per-line token counts, so ranges are measured without re-tokenizing."""
 
@@ -87,91 +79,11 @@ class _Lines:
         return not any(ch.isalnum() for ln in self.lines[a:b + 1] for ch in ln)
 
 
-@dataclass
-class _Def:
-    start: int   # 0-based rows, inclusive
-    end: int
-    symbol: str
-    kind: str
-    node: object
-
-
-def _text(node) -> str:
-    return node.text.decode("utf-8", "replace") if node is not None and node.text else ""
-
-
-_NAME_TYPES = {"identifier", "field_identifier", "qualified_identifier", "type_identifier",
-               "operator_name", "destructor_name", "property_identifier", "constant", "name",
-               "simple_identifier", "namespace_identifier"}
-
-
-def _name(node) -> str:
-    n = node.child_by_field_name("name")
-    if n is not None:
-        return _text(n)
-    d = node.child_by_field_name("declarator")
-    while d is not None:  # C/C++: declarator -> function_declarator -> identifier
-        if d.type in _NAME_TYPES:
-            return _text(d)
-        nxt = d.child_by_field_name("declarator") or d.child_by_field_name("name")
-        if nxt is None:
-            break
-        d = nxt
-    for c in node.named_children:  # JS const f = ..., Go type specs
-        n = c.child_by_field_name("name")
-        if n is not None:
-            return _text(n)
-    t = node.child_by_field_name("type")  # Rust impl blocks
-    if t is not None:
-        return _text(t)
-    for c in node.named_children:
-        if c.type in _NAME_TYPES:
-            return _text(c)
-    return ""
-
-
-_FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "class", "generator_function"}
-
-
-def _is_definition(node, grammar: Grammar) -> bool:
-    if node.type not in grammar.definitions:
-        return False
-    if node.type in ("lexical_declaration", "variable_declaration"):
-        # only `const f = () => ...` and the like; plain constants are ordinary text
-        return any(c.type == "variable_declarator"
-                   and (v := c.child_by_field_name("value")) is not None and v.type in _FUNCTION_VALUES
-                   for c in node.named_children)
-    return True
-
-
-def _end_row(node) -> int:
-    end = node.end_point
-    return end.row - 1 if end.column == 0 and end.row > node.start_point.row else end.row
-
-
-def _collect(node, grammar: Grammar, prefix: str) -> list[_Def]:
-    """Definitions directly under ``node`` (looking through containers and wrappers)."""
-    out: list[_Def] = []
-    for child in node.named_children:
-        target = child
-        if child.type in grammar.wrappers:
-            target = next((c for c in child.named_children if _is_definition(c, grammar)), None)
-            if target is None:
-                continue
-        if _is_definition(target, grammar):
-            name = _name(target)
-            sym = f"{prefix}.{name}" if prefix and name else (name or prefix)
-            out.append(_Def(child.start_point.row, _end_row(child), sym, target.type, target))
-        elif child.type in grammar.containers:
-            out.extend(_collect(child, grammar, prefix))
-    return out
-
-
-def _nested(node, grammar: Grammar, prefix: str) -> list[_Def]:
+def _nested(node, grammar: Grammar, prefix: str) -> list[FoundDefinition]:
     """Definitions inside a definition's body (a class's methods)."""
     for child in node.named_children:
         if child.type in grammar.containers or child.type in ("body", "class_body", "block"):
-            found = _collect(child, grammar, prefix)
+            found = find_definitions(child, grammar, prefix)
             if found:
                 return found
     return []
@@ -222,7 +134,7 @@ class _Cutter:
             start -= 1
         return start
 
-    def gaps(self, a: int, b: int, defs: list[_Def], symbol: str, context: str) -> None:
+    def gaps(self, a: int, b: int, defs: list[FoundDefinition], symbol: str, context: str) -> None:
         """Cover a..b: definitions by ``definition`` (small neighbours packed into one chunk up
         to the budget, so a class of one-line methods is not forty crumbs), the text between
         them by windows."""
@@ -248,7 +160,7 @@ class _Cutter:
         if pos <= b:
             self.windows(pos, b, symbol, "window", context)
 
-    def definition(self, d: _Def, start: int) -> None:
+    def definition(self, d: FoundDefinition, start: int) -> None:
         """A definition too big for one chunk (``start`` includes its leading comments)."""
         signature = self.lines.lines[d.start].strip()
         grammar = GRAMMARS[self.language]
@@ -279,7 +191,7 @@ def chunk_file(path: str, text: str, language: str,
     parser = parser_for(language)
     if parser is not None:
         tree = parser.parse(text.encode("utf-8", "surrogatepass"))
-        defs = _collect(tree.root_node, GRAMMARS[language], "")
+        defs = find_definitions(tree.root_node, GRAMMARS[language])
         cut.gaps(0, last, defs, "", "")
     elif language == "markdown":
         starts = [i for i, ln in enumerate(lines.lines) if _HEADING.match(ln)]
@@ -292,9 +204,3 @@ def chunk_file(path: str, text: str, language: str,
         cut.windows(0, last, "", "window")
     return cut.out
 
-
-# Shared with app/core/learn (documented definitions become training pairs), so both read the
-# same definitions the same way.
-definition_name = _name
-is_definition = _is_definition
-end_row = _end_row

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.edits.project_path import resolve_in_project
-from app.core.index.chunk import source_lines
+from app.core.index.syntax import source_lines
 from app.core.index.walk import language_of
 from app.core.errors import UserError
 

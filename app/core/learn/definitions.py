@@ -1,8 +1,9 @@
 """The definitions of a source file and their documentation, read with tree-sitter.
 
-A definition is what the chunker calls one (the grammar's definition node types, looking
-through decorators, ``export`` and templates), at the top level or inside a class-like body
-(methods of a class, functions of an ``impl``); functions nested inside functions are not.
+A definition is what the chunker calls one (``index.syntax.find_definitions``: the grammar's
+definition node types, looking through decorators, ``export`` and templates), at the top level
+or inside a class-like body (methods of a class, functions of an ``impl``); functions nested
+inside functions are not.
 
 **Documented** means, per language:
 
@@ -14,7 +15,7 @@ through decorators, ``export`` and templates), at the top level or inside a clas
   and neither are tool directives (``// eslint-disable``, ``# noqa``, ``//go:generate`` ...).
 
 Line numbers are 1-based and inclusive and match the file as editors number it
-(``chunk.source_lines``); ``start_line`` includes decorators and ``export``, not the doc comment.
+(``syntax.source_lines``); ``start_line`` includes decorators and ``export``, not the doc comment.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from app.core.index.chunk import definition_name, end_row, is_definition, source_lines
 from app.core.index.grammars import GRAMMARS, Grammar, parser_for
+from app.core.index.syntax import end_row, find_definitions, node_text, source_lines
 
 # Module-level statements that say what a file depends on: the context a "Write ..." pair shows.
 _IMPORT_TYPES = {"import_statement", "import_from_statement", "future_import_statement", "import_declaration",
@@ -86,15 +87,11 @@ class Definition:
 class FileDefinitions:
     definitions: list[Definition]
     imports: str         # the module's import lines, capped (context for the pairs)
-    lines: list[str]     # the file's lines (chunk.source_lines)
+    lines: list[str]     # the file's lines (syntax.source_lines)
 
 
 def _is_function(node_type: str) -> bool:
     return any(w in node_type for w in _FUNCTION_WORDS)
-
-
-def _text(node) -> str:
-    return node.text.decode("utf-8", "replace") if node is not None and node.text else ""
 
 
 def _python_docstring(node) -> str:
@@ -105,12 +102,12 @@ def _python_docstring(node) -> str:
     s = first.named_children[0]
     if s.type != "string":
         return ""
-    raw = _text(s)
+    raw = node_text(s)
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         content = [c for c in s.named_children if c.type == "string_content"]
-        value = _text(content[0]) if content else ""
+        value = node_text(content[0]) if content else ""
     return inspect.cleandoc(value) if isinstance(value, str) else ""
 
 
@@ -149,9 +146,9 @@ def _doc_comment(outer, language: str) -> str:
     while node is not None and "comment" in node.type:
         if end_row(node) < top - 1:
             break  # a blank line between: not this definition's
-        if not _is_doc_comment(_text(node), language):
+        if not _is_doc_comment(node_text(node), language):
             break
-        parts.insert(0, _text(node))
+        parts.insert(0, node_text(node))
         top = node.start_point.row
         node = node.prev_named_sibling
     lines = [ln for p in parts for ln in _strip_comment(p)]
@@ -164,7 +161,7 @@ def _signature(target, lines: list[str]) -> str:
     if body is not None and body.start_byte > target.start_byte:
         raw = target.text[: body.start_byte - target.start_byte].decode("utf-8", "replace")
     else:
-        raw = lines[target.start_point.row] if target.start_point.row < len(lines) else _text(target)
+        raw = lines[target.start_point.row] if target.start_point.row < len(lines) else node_text(target)
         raw = raw.strip().rstrip("{").rstrip()
     sig = "\n".join(ln.rstrip() for ln in raw.strip().splitlines())
     if len(sig) > MAX_SIGNATURE_CHARS:
@@ -200,28 +197,18 @@ def _members_of(target, grammar: Grammar):
 
 def _collect(node, grammar: Grammar, language: str, lines: list[str], enclosing: str,
              out: list[Definition]) -> None:
-    for child in node.named_children:
-        target = child
-        if child.type in grammar.wrappers:
-            target = next((c for c in child.named_children if is_definition(c, grammar)), None)
-            if target is None:
-                continue
-        if is_definition(target, grammar):
-            name = definition_name(target)
-            symbol = f"{enclosing}.{name}" if enclosing and name else (name or enclosing)
-            start, end = child.start_point.row, end_row(child)
-            doc = _python_docstring(target) if language == "python" else ""
-            if not doc:
-                doc = _doc_comment(child, language)
-            out.append(Definition(
-                name=symbol, kind=target.type, start_line=start + 1, end_line=end + 1,
-                code=textwrap.dedent("\n".join(lines[start:end + 1])), signature=_signature(target, lines),
-                doc=doc, enclosing=enclosing))
-            if not _is_function(target.type):
-                for body in _members_of(target, grammar):
-                    _collect(body, grammar, language, lines, symbol, out)
-        elif child.type in grammar.containers:
-            _collect(child, grammar, language, lines, enclosing, out)
+    for found in find_definitions(node, grammar, enclosing):
+        target, start, end = found.node, found.start, found.end
+        doc = _python_docstring(target) if language == "python" else ""
+        if not doc:
+            doc = _doc_comment(found.outer, language)
+        out.append(Definition(
+            name=found.symbol, kind=found.kind, start_line=start + 1, end_line=end + 1,
+            code=textwrap.dedent("\n".join(lines[start:end + 1])), signature=_signature(target, lines),
+            doc=doc, enclosing=enclosing))
+        if not _is_function(found.kind):
+            for body in _members_of(target, grammar):
+                _collect(body, grammar, language, lines, found.symbol, out)
 
 
 def read_definitions(text: str, language: str) -> FileDefinitions | None:

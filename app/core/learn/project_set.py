@@ -34,7 +34,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.core.dataset import Example, Scrubber, assign_splits, unique, write_jsonl
+from app.core.learn.dataset import Example, Scrubber, assign_splits, unique, write_jsonl
 from app.core.index.grammars import GRAMMARS
 from app.core.index.walk import walk_project
 from app.core.learn.definitions import Definition, FileDefinitions, read_definitions

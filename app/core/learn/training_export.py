@@ -7,7 +7,7 @@ and ``/remember`` notes (system messages), ``/search`` result lists (no model wr
 commands, and earlier answers the user rated down (with their questions), since training
 learns from every assistant turn in an example. ``/code`` requests lose the command word.
 
-Scrubbing, de-duplication, the split and the file write are ``app.core.dataset``'s: the split
+Scrubbing, de-duplication, the split and the file write are ``app.core.learn.dataset``'s: the split
 is by conversation, so every example of a conversation lands on the same side in every export.
 This module reads the database through ``Storage``; it runs on a worker thread with its own
 ``Storage`` connection (SQLite connections belong to the thread that made them).
@@ -21,8 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from app.core.dataset import Example, Scrubber, assign_splits, unique, write_jsonl
-from app.core.intent import route
+from app.core.learn.dataset import Example, Scrubber, assign_splits, unique, write_jsonl
+from app.core.chat.intent import route
 from app.core.storage import Conversation, Rating, Storage
 from app.core.errors import UserError
 

@@ -1,6 +1,6 @@
 """Review (consilium): the local model reads a question or a pending diff in several roles in
 turn (developer, security, QA, architect, UX), then writes one recommendation from what they
-said (the synthesis). An optional remote "director" (app/core/director.py) may write the
+said (the synthesis). An optional remote "director" (app/core/review/director.py) may write the
 synthesis instead, only when the user enabled it and offline mode is off.
 
 Each role is its own short prompt: the subject (cut to the context budget, the same cut for
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from app.core.chat import answer_reserve
+from app.core.chat.service import answer_reserve
 from app.core.engine import GenerationParams, Message
 from app.core.net.policy import OfflineError
 from app.core.errors import UserError
 
 if TYPE_CHECKING:
-    from app.core.director import Director
+    from app.core.review.director import Director
     from app.core.edits.plan import ChangeSet, FileChange
     from app.core.engine import Engine
     from app.core.paths import AppPaths
@@ -108,7 +108,7 @@ def review_params(params: GenerationParams, max_tokens: int = REVIEW_MAX_TOKENS)
 
 def default_checklist_dir() -> Path:
     """The checklists shipped with the app: ``app/resources/review``."""
-    return Path(__file__).resolve().parents[1] / "resources" / "review"
+    return Path(__file__).resolve().parents[2] / "resources" / "review"
 
 
 def user_checklist_dir(paths: AppPaths) -> Path:
@@ -360,7 +360,7 @@ def run_review(engine: Engine, subject: ReviewSubject, checklists: dict[str, str
     messages = synthesis_messages(checklists.get(SYNTHESIS.key, ""), subject, result.outputs, engine.n_ctx,
                                   params.max_tokens, engine.count_tokens, engine.count_message_tokens)
     if director is not None:
-        from app.core.director import DirectorCancelled, DirectorError
+        from app.core.review.director import DirectorCancelled, DirectorError
 
         if on_role_start is not None:
             on_role_start(len(ROLES), SYNTHESIS)

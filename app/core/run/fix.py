@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Callable
 
-from app.core.sandbox import RunResult, language_of, run_code
+from app.core.run.result import RunResult
+from app.core.run.sandbox import language_of, run_code
 
 if TYPE_CHECKING:
-    from app.core.chat import ChatService
+    from app.core.chat.service import ChatService
     from app.core.engine import Engine, GenerationParams
 
 _FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.S)
@@ -65,7 +66,7 @@ def fix_rounds(block: CodeBlock, rounds: int, *, engine: "Engine", chat: "ChatSe
     grows with each request and answer. Events, in order, per round: ("begin", "output"),
     ("text", output chunk)…, ("ran", RunResult); then, if another round follows,
     ("request", text), ("begin", "assistant"), ("text", token)…, ("answered", text)."""
-    from app.core.chat import answer_reserve, build_messages
+    from app.core.chat.service import answer_reserve, build_messages
 
     result: RunResult | None = None
     for n in range(1, rounds + 1):

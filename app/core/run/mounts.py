@@ -137,7 +137,7 @@ def plan(python: str, keep: list[str | os.PathLike] | tuple = ()) -> tuple[list[
 # ---- child side: runs in the bootstrap, after unshare, as source text -----------------------------
 MOUNTS_SOURCE = r'''
 def make_mounts(libc, ctypes, cfg, status):
-    """Make / private, hide and bring back (see app/core/sandbox_mounts.py), make every mount
+    """Make / private, hide and bring back (see app/core/run/mounts.py), make every mount
     read-only except the run's folder, give it a private /dev/shm. Notes what failed."""
     import stat
     notes = status["notes"]

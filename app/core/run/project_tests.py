@@ -11,7 +11,7 @@ dependencies are importable; the virtualenv itself stays where it is and is read
 from the sandbox. Otherwise the app's interpreter (or, in a frozen build, ``python3`` on PATH).
 The sandbox hides the user's home; when the project (and so its venv) lies there, the original
 project folder is brought back read-only for the run (a venv's editable installs point at it),
-as are the interpreter's prefixes (see sandbox_mounts.py).
+as are the interpreter's prefixes (see mounts.py).
 
 Which runner: pytest when that interpreter has it, else ``unittest discover`` (it always
 exists). pytest runs with ``-x`` (stop at the first failure: one failure at a time is what a
@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.core.sandbox import RunResult, SandboxError, SandboxLimits, code_python, make_folder, run_in_folder
+from app.core.run.result import RunResult, SandboxLimits
+from app.core.run.sandbox import SandboxError, code_python, make_folder, run_in_folder
 
 
 # Tests take longer than a snippet: generous time and memory, still bounded.

@@ -30,15 +30,11 @@ What each run gets (measured on Linux as root and as an ordinary user; see docs/
   is that the code starts in its own folder (``filesystem == "open"``);
 * in that mount namespace the user's home, ``/home``, ``/root`` and the app's own folders are
   hidden under empty read-only folders (``RunResult.hidden`` lists them), and only what the run
-  needs comes back: see sandbox_mounts.py. The python-guard fallback cannot hide anything:
+  needs comes back: see mounts.py. The python-guard fallback cannot hide anything:
   there the code can read whatever the app's user can (``hidden`` is empty, with a note).
 
-The child is started through a small Python bootstrap (``_BOOTSTRAP``) rather than a
-``preexec_fn``: the UI calls ``run_code`` from a worker thread, and CPython documents that
-``preexec_fn`` is not safe when threads exist. The bootstrap runs after the exec, in a
-single-threaded interpreter, sets everything up, reports what it managed on a status pipe, and
-then execs the code (or, for the python-guard fallback, runs it in the same interpreter with
-the hook installed).
+The child is started through a small Python bootstrap (bootstrap.py: not ``preexec_fn``, which
+is unsafe with threads), which sets everything up in the child before it execs the code.
 """
 
 from __future__ import annotations
@@ -56,19 +52,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.core import sandbox_mounts
-from app.core.sandbox_mounts import MOUNTS_SOURCE
+from app.core.run import mounts
+from app.core.run.bootstrap import BOOTSTRAP
+from app.core.run.result import OPEN, PYTHON_GUARD, RunResult, SandboxLimits
 from app.no_telemetry import NO_TELEMETRY
 from app.core.errors import UserError
-
-NETNS = "netns"
-PYTHON_GUARD = "python-guard"
-READ_ONLY = "read-only"
-OPEN = "open"
 
 SHELL_NOT_CONFIRMED = "Shell code runs only after you confirm it."
 
@@ -80,53 +71,6 @@ HOLD_S = 0.1  # how long a partial output line waits for its newline before it i
 
 class SandboxError(UserError, RuntimeError):
     """The code could not be run; the message says why in words a user can act on."""
-
-
-@dataclass
-class SandboxLimits:
-    time_s: float = 10.0
-    memory_mb: int = 512
-    output_bytes: int = 200_000
-    file_mb: int = 64
-
-
-@dataclass
-class RunResult:
-    exit_code: int | None          # negative: killed by that signal (POSIX convention)
-    stdout: str
-    stderr: str
-    timed_out: bool
-    memory_exceeded: bool
-    cancelled: bool
-    duration_s: float
-    isolation: str                 # "netns" | "python-guard"
-    output_truncated: bool
-    filesystem: str = OPEN         # "read-only" (all but the sandbox folder) | "open"
-    limits: SandboxLimits | None = None
-    directory: Path | None = None  # the sandbox folder, only when keep_dir=True
-    notes: list[str] = field(default_factory=list)  # what the bootstrap could not set up, for logs
-    hidden: list[str] = field(default_factory=list)  # folders covered by an empty one (sandbox_mounts)
-
-    def summary(self) -> str:
-        """One line for the chat: what happened, in words a user understands."""
-        limits = self.limits or SandboxLimits()
-        if self.cancelled:
-            text = f"stopped: cancelled after {self.duration_s:.1f} s"
-        elif self.timed_out:
-            text = f"stopped: time limit ({limits.time_s:g} s)"
-        elif self.memory_exceeded:
-            text = f"stopped: memory limit ({limits.memory_mb} MB)"
-        elif self.exit_code is not None and self.exit_code < 0:
-            try:
-                name = signal.Signals(-self.exit_code).name
-            except ValueError:
-                name = f"signal {-self.exit_code}"
-            text = f"killed by {name} after {self.duration_s:.1f} s"
-        else:
-            text = f"exited with {self.exit_code} in {self.duration_s:.1f} s"
-        if self.output_truncated:
-            text += f"; output cut at {limits.output_bytes // 1000} kB"
-        return text
 
 
 _PYTHON_NAMES = {"python", "py", "python3", "py3"}
@@ -148,170 +92,6 @@ def language_of(fence_info: str) -> str | None:
     if word in _SHELL_NAMES:
         return "shell"
     return None
-
-
-# ---- the bootstrap: runs in the child, before the code ------------------------------------------
-# Kept as source text so it runs under `python -I -c`, with nothing imported from the app.
-_BOOTSTRAP = r'''
-import json, os, sys
-''' + MOUNTS_SOURCE + r'''
-cfg = json.loads(sys.argv[1])
-status_fd = cfg["status_fd"]
-status = {"isolation": None, "filesystem": "open", "notes": [], "hidden": []}
-
-
-def report():
-    os.write(status_fd, json.dumps(status).encode())
-    os.close(status_fd)
-
-
-def fail(message):
-    status["error"] = message
-    report()
-    os._exit(125)
-
-
-def errno_text(e):
-    return os.strerror(e) if e else "unknown error"
-
-
-posix = os.name == "posix"
-linux = sys.platform.startswith("linux")
-root = cfg["root"]
-libc = None
-if linux:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL: if the app dies, so does the run
-
-if posix:
-    import resource
-
-    def limit(which, soft, hard=None):
-        try:
-            resource.setrlimit(which, (soft, soft if hard is None else hard))
-        except (ValueError, OSError) as e:
-            status["notes"].append("rlimit %s not set: %s" % (which, e))
-
-    limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_FSIZE, cfg["file_bytes"])
-    limit(resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1)
-
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
-pidns = False
-if linux and cfg["namespaces"]:
-    uid, gid = os.getuid(), os.getgid()
-    wanted = CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID
-    made = libc.unshare(wanted) == 0
-    if not made and os.geteuid() != 0:
-        made = libc.unshare(wanted | CLONE_NEWUSER) == 0
-        if made:
-            try:  # map ourselves to ourselves, so files we create are still ours
-                for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)),
-                                   ("gid_map", "%d %d 1" % (gid, gid))):
-                    with open("/proc/self/" + name, "w") as f:
-                        f.write(text)
-            except OSError as e:
-                fail("could not map the user into the sandbox's namespace (%s)" % e)
-    if made:
-        pidns = True
-        status["isolation"] = "netns"
-        try:  # loopback up, so code can still talk to itself on 127.0.0.1
-            import fcntl, socket, struct
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            flags = struct.unpack_from("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
-            fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
-            s.close()
-        except OSError as e:
-            status["notes"].append("loopback stays down: %s" % e)
-        # Every mount read-only except the sandbox folder (needs mount_setattr, Linux 5.12+),
-        # the home and the app's folders hidden: see sandbox_mounts.py.
-        make_mounts(libc, ctypes, cfg, status)
-
-if status["isolation"] is None:
-    status["isolation"] = "python-guard"
-    status["notes"].append("home and app folders not hidden: no mount namespace here")
-    if cfg["language"] != "python":
-        status["error"] = "no-netns-for-shell"
-        report()
-        os._exit(126)
-
-report()
-
-
-def drop_privileges():
-    """Run the code with no capabilities: as root it could otherwise leave the namespaces
-    (setns to /proc/1/ns/net), remount / read-write, or signal the app."""
-    if posix:
-        limit(resource.RLIMIT_AS, cfg["memory_bytes"])
-    if not linux:
-        return
-    PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 24, 38, 47
-    libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # clear all ambient capabilities
-    try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
-    except (OSError, ValueError):
-        last = 63
-    for cap in range(last + 1):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-
-
-if pidns:
-    pid = os.fork()
-    if pid == 0:  # PID 1 of the new namespace: when it ends, the kernel kills everything in it
-        libc.prctl(1, 9, 0, 0, 0)
-        try:  # a /proc that shows only this namespace's processes, read-only
-            if libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8 | 1, None) != 0:
-                raise OSError(ctypes.get_errno(), "mount /proc")
-        except OSError:  # the host's: /proc/<pid>/root would show what is hidden, so none at all
-            if status["hidden"]:
-                libc.mount(b"tmpfs", b"/proc", b"tmpfs", 2 | 4 | 8 | 1, b"size=4k,mode=555")
-        drop_privileges()
-        try:
-            os.execv(cfg["argv"][0], cfg["argv"])
-        except OSError as e:
-            os.write(2, ("could not start %s: %s\n" % (cfg["argv"][0], e)).encode())
-            os._exit(127)
-    import signal
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    while True:
-        try:
-            _, st = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    os.closerange(0, 3)
-    if os.WIFSIGNALED(st):  # die the same way, so the app sees the same signal
-        sig = os.WTERMSIG(st)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.waitstatus_to_exitcode(st))
-
-# The python-guard fallback: this interpreter runs the code itself, with an audit hook that
-# refuses network use and starting other programs (which the hook could not watch).
-drop_privileges()
-NET = {"socket.connect", "socket.connect_ex", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-       "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr", "socket.getnameinfo"}
-SPAWN = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-         "os.forkpty", "os.startfile", "pty.spawn"}
-
-
-def hook(event, args):
-    if event in NET:
-        raise PermissionError("The sandbox has no network: %s refused" % event)
-    if event in SPAWN:
-        raise PermissionError("The sandbox cannot start other programs on this system: %s refused" % event)
-
-
-sys.addaudithook(hook)
-import runpy
-sys.argv = [cfg["argv"][-1]]
-sys.path.insert(0, root)
-del cfg, hook, status
-runpy.run_path(sys.argv[0], run_name="__main__")
-'''
 
 
 # ---- the parent side ------------------------------------------------------------------------------
@@ -438,7 +218,7 @@ def run_in_folder(root: Path, argv: list[str], *, limits: SandboxLimits | None =
     ``python`` is the interpreter for the bootstrap as well as the program (for a project's
     own virtualenv): in the python-guard fallback the bootstrap runs the script itself, so it
     must be the same interpreter. ``keep``: folders to bring back, read-only, when they lie
-    under a hidden one (see sandbox_mounts). The caller deletes ``root``."""
+    under a hidden one (see mounts.py). The caller deletes ``root``."""
     root = Path(root)
     return _run(argv, "python", root, root / ".home", root / ".tmp", limits or SandboxLimits(),
                 on_output, cancelled, boot_python=python, keep=keep)
@@ -458,17 +238,17 @@ def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limi
     boot_python = boot_python or code_python()
     hide, kept = [], []
     if USE_NAMESPACES and sys.platform.startswith("linux"):
-        hide, kept = sandbox_mounts.plan(boot_python, keep)
+        hide, kept = mounts.plan(boot_python, keep)
     status_r, status_w = os.pipe()
     cfg = {
         "status_fd": status_w, "root": str(root), "argv": argv, "language": language,
         "namespaces": USE_NAMESPACES, "memory_bytes": limits.memory_mb * 1024 * 1024,
         "file_bytes": limits.file_mb * 1024 * 1024, "cpu_s": int(math.ceil(limits.time_s)) + 1,
-        "hide": hide, "keep": kept, "cover": sandbox_mounts.COVER_OPTIONS,
+        "hide": hide, "keep": kept, "cover": mounts.COVER_OPTIONS,
     }
     # The bootstrap runs under the same flags as the code: in the python-guard case it IS the
     # code's interpreter. -I ignores PYTHON* variables, hence -u -B -X utf8.
-    boot = [boot_python, "-I", "-u", "-B", "-X", "utf8", "-c", _BOOTSTRAP, json.dumps(cfg)]
+    boot = [boot_python, "-I", "-u", "-B", "-X", "utf8", "-c", BOOTSTRAP, json.dumps(cfg)]
     kwargs: dict = {}
     if os.name == "posix":
         kwargs.update(start_new_session=True, pass_fds=(status_w,))

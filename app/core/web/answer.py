@@ -14,7 +14,7 @@ from app.core.web.pages import read_pages, web_context
 from app.core.web.search import SearchError, SearchProvider
 
 if TYPE_CHECKING:
-    from app.core.chat import ChatService, PendingAnswer
+    from app.core.chat.service import ChatService, PendingAnswer
     from app.core.engine import Engine, GenerationParams, GenerationResult
 
 PAGES = 3

@@ -144,7 +144,7 @@ class _HttpStatus(Exception):
 
 
 @functools.cache
-def _engine_class() -> type:
+def engine_class() -> type:
     """ddgs's DuckDuckGo engine with our endpoint, our status handling and the links as written.
 
     Built on first use so importing this module does not import ddgs (and its lxml, primp and
@@ -218,7 +218,7 @@ class DuckDuckGoProvider:
         require_online(ACTION)
         q = _clean_query(query)
         url = self.endpoint()
-        engine = _engine_class()(url, timeout)
+        engine = engine_class()(url, timeout)
         from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
         try:
             found = engine.search(q, region=self.region) or []

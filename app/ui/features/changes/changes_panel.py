@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout
                                QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
-from app.core.diff_render import STATUS_WORDS, render_change
+from app.core.edits.diff_render import STATUS_WORDS, render_change
 from app.core.edits import ChangeSet, FileChange
 from app.ui.banners import error_label
 

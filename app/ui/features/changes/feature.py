@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.edit_prompt import guess_target
+from app.core.edits.prompt import guess_target
 from app.core.edits import ChangeSet, StaleFileError, UndoConflict, UndoRecord, UndoStore, apply_changes, plan_changes, undo
 from app.ui.errors import describe_error
 from app.ui.features.base import Feature

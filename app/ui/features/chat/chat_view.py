@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
 
-from app.core.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, render_markdown
+from app.core.chat.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, render_markdown
 from app.core.storage import Rating
 
 RENDER_INTERVAL_MS = 50

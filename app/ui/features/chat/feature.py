@@ -12,10 +12,10 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.chat import ChatService, PendingAnswer
-from app.core.edit_prompt import EditRequest, strip_command
+from app.core.chat.service import ChatService, PendingAnswer
+from app.core.edits.prompt import EditRequest, strip_command
 from app.core.engine import GenerationResult
-from app.core.intent import route
+from app.core.chat.intent import route
 from app.ui.errors import describe_error
 from app.ui.features.base import Feature
 from app.ui.features.chat.chat_panel import ChatPanel

@@ -1,6 +1,6 @@
 """File → Export training data…: the filters, where to write, and what was written.
 
-The dialog only asks and shows; MainWindow runs ``app.core.training_export`` on a Job and
+The dialog only asks and shows; MainWindow runs ``app.core.learn.training_export`` on a Job and
 calls ``show_report`` or ``show_error`` with the outcome."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
 
-from app.core.training_export import ExportFilter, ExportReport
+from app.core.learn.training_export import ExportFilter, ExportReport
 from app.ui.banners import error_label
 
 ALL_PROJECTS = "All conversations"

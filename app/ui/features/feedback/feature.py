@@ -10,9 +10,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 
-from app.core.rules import RuleError, parse_remember
+from app.core.chat.rules import RuleError, parse_remember
 from app.core.storage import Storage
-from app.core.training_export import ExportFilter, export_training_data
+from app.core.learn.training_export import ExportFilter, export_training_data
 from app.ui.errors import describe_error
 from app.ui.features.base import Feature
 from app.ui.features.feedback.export_dialog import ExportDialog

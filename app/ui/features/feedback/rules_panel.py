@@ -13,7 +13,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from app.core.rules import EXAMPLE, RULES_SHARE
+from app.core.chat.rules import EXAMPLE, RULES_SHARE
 from app.core.storage import Rule
 from app.ui.banners import error_label
 

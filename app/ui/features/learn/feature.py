@@ -27,8 +27,8 @@ class LearnFeature(Feature):
 
     def show(self):
         """The dialog for the open project (None without one)."""
-        from app.core.dataset import Scrubber
-        from app.core.training_export import accepted_edits
+        from app.core.learn.dataset import Scrubber
+        from app.core.learn.training_export import accepted_edits
         from app.ui.features.learn.project_set_dialog import ProjectSetDialog
 
         root = self.host.features.project.root

@@ -13,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from app.core.dataset import Example
+from app.core.learn.dataset import Example
 from app.core.learn.fim import QWEN
 from app.core.learn.project_set import (ProjectSetOptions, ProjectSetReport, export_project_set, parse_folders,
                                         scan_languages)

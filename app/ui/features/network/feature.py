@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
-from app.core.intent import network_note
+from app.core.chat.intent import network_note
 from app.core.net import policy
 from app.core.net.audit import LOG, ConnectionPoller, FirewallWatcher
 from app.core.net.firewall.linux_nft import FirewallStatus

@@ -21,7 +21,7 @@ from app.core.index.rank import RankWeights
 from app.core.index.snippet import Snippet, read_snippet
 from app.core.index.watch import ProjectWatcher
 from app.core.project import remember_recent
-from app.core.render import parse_citation
+from app.core.chat.render import parse_citation
 from app.ui.errors import describe_error
 from app.ui.features.base import Feature
 from app.ui.features.project.project_panel import ProjectPanel

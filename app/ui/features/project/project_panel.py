@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListW
                                QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 
 from app.core.index.indexer import Hit, IndexProgress, IndexStats
-from app.core.render import render_snippet
+from app.core.chat.render import render_snippet
 from app.ui.banners import error_label
 
 

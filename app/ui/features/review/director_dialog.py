@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit,
                                QVBoxLayout)
 
-from app.core.director import Director, DirectorError
+from app.core.review.director import Director, DirectorError
 from app.core.settings import DirectorSettings
 from app.ui.banners import error_label
 

@@ -1,7 +1,7 @@
 """Review (consilium): Tools → Review question, the Changes pane's Review button, the Review
 panel, Settings → Review director… and Edit review checklists….
 
-The work is ``app.core.review.run_review`` on a job that holds the engine (the engine service
+The work is ``app.core.review.roles.run_review`` on a job that holds the engine (the engine service
 refuses it while an answer is written, and refuses answers while it runs).
 """
 
@@ -14,9 +14,9 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 
 from app.core import secrets
-from app.core.director import KEY_NAME, director_from_settings
+from app.core.review.director import KEY_NAME, director_from_settings
 from app.core.net import policy
-from app.core.review import (SYNTHESIS, ReviewError, ReviewResult, install_user_checklists, load_checklists,
+from app.core.review.roles import (SYNTHESIS, ReviewError, ReviewResult, install_user_checklists, load_checklists,
                              review_params, review_subject_from_changes, review_subject_from_question, run_review)
 from app.core.settings import DirectorSettings
 from app.ui.errors import describe_error

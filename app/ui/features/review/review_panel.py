@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
-from app.core.review import DIRECTOR, STEPS, SYNTHESIS, ReviewResult, ReviewSubject, Role, role_by_key
+from app.core.review.roles import DIRECTOR, STEPS, SYNTHESIS, ReviewResult, ReviewSubject, Role, role_by_key
 from app.ui.banners import error_label
 
 SYNTHESIS_STYLE = "QFrame#reviewSynthesis { background:#e8f4ea; border:1px solid #9cc9a5; border-radius:4px; }"

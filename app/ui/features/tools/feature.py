@@ -3,7 +3,7 @@ pages), a code block's Run link, ``/run`` and ``/fix`` (the code-block rounds in
 or, with a project open, its tests: ``fix_tests.TestFixer``).
 
 The pipelines themselves are core functions (``core.web.answer.answer_from_web``,
-``core.fix.fix_rounds``, ``core.project_tests``); this room starts them as chat turns, streams
+``core.run.fix.fix_rounds``, ``core.run.project_tests``); this room starts them as chat turns, streams
 what they report into the chat and stores it.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.fix import CodeBlock, fix_rounds, last_runnable
-from app.core.project_tests import FixTarget, has_tests, parse_fix
-from app.core.sandbox import language_of
+from app.core.run.fix import CodeBlock, fix_rounds, last_runnable
+from app.core.run.project_tests import FixTarget, has_tests, parse_fix
+from app.core.run.sandbox import language_of
 from app.ui.features.base import Feature
 from app.ui.features.tools.fix_tests import TestFixer
 from app.ui.workers import Job

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.edit_prompt import EditRequest
-from app.core.project_tests import NO_TESTS, SuiteRun, run_project_tests, fix_request_for_tests
+from app.core.edits.prompt import EditRequest
+from app.core.run.project_tests import NO_TESTS, SuiteRun, run_project_tests, fix_request_for_tests
 from app.ui.workers import Job
 
 

@@ -1,0 +1,2 @@
+"""Review (consilium): the roles, their checklists and the run (``roles``), and the optional
+remote director (``director``)."""
