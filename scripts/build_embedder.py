@@ -323,7 +323,7 @@ def main() -> None:
     np.savez(FIXTURE, texts=np.array(texts, dtype=str), vectors=vecs.astype(np.float32))
     emit(figure="reference", texts=len(texts), path=str(FIXTURE.relative_to(ROOT)))
 
-    # The shipped model against the reference texts (what tests/test_embedder.py checks).
+    # The shipped model against the reference texts (what tests/core/test_embedder.py checks).
     e = Embedder(OUT_DIR)
     cos = np.sum(e.embed(texts) * vecs, axis=1)
     emit(figure="reference_min_cosine", model=e.model_id, value=round(float(cos.min()), 5))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.paths import app_paths  # noqa: E402
 from app.ui.main_window import AppContext, MainWindow  # noqa: E402
-from tests.adapter_zip import make_adapter_zip  # noqa: E402
+from tests.support.adapter_zip import make_adapter_zip  # noqa: E402
 
 
 def main(out: str) -> int:

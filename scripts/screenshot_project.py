@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.paths import app_paths  # noqa: E402
 from app.ui.main_window import AppContext, MainWindow  # noqa: E402
-from tests.index_project import make_project  # noqa: E402
+from tests.support.index_project import make_project  # noqa: E402
 
 ANSWER = ("A card is charged in `shop/gateway.py:9-13`: `charge_card` refuses amounts of zero or less, "
           "then signs the request with `sign_request` (shop/gateway.py:4-6).")

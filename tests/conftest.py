@@ -89,7 +89,7 @@ def memory_keyring():
     """A real keyring backend in memory (headless Linux has none usable; tests never touch a real one)."""
     import keyring
 
-    from tests.memory_keyring import MemoryKeyring
+    from tests.support.memory_keyring import MemoryKeyring
     before = keyring.get_keyring()
     backend = MemoryKeyring()
     keyring.set_keyring(backend)

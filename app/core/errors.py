@@ -12,7 +12,7 @@ clauses written before it still catch what they caught:
 
 ``UserError`` comes first and adds nothing (no ``__init__``, no slots), so an ``OSError``
 subclass keeps ``OSError``'s constructor: ``OfflineError("text")`` is a ``PermissionError`` with
-``str(e) == "text"`` (tests/test_errors.py checks it). A raise site whose message is not written
+``str(e) == "text"`` (tests/core/test_errors.py checks it). A raise site whose message is not written
 for a user (a programming error, a failed internal invariant) should not use one of these.
 """
 

@@ -9,7 +9,7 @@
 # on an Intel Mac or with an x86_64 Python for Intel). The app is signed ad hoc (what
 # PyInstaller does); set CODESIGN_IDENTITY="Developer ID Application: ..." to sign it for
 # distribution (notarizing with `xcrun notarytool` is then a separate step). Written here, not
-# run: our machines are Linux (tests/test_installer.py checks its syntax only).
+# run: our machines are Linux (tests/gui/test_installer.py checks its syntax only).
 #
 # Uninstalling: drag the app to the Bin. Settings, chats and models stay in
 # ~/Library/Application Support/OfflineCoder (delete that folder to remove them too).

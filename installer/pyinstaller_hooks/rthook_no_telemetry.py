@@ -2,7 +2,7 @@
 frozen app before the entry script or any bundled module is imported.
 
 The values repeat ``app.no_telemetry.NO_TELEMETRY``: a runtime hook runs before the bundle's
-modules are importable as usual, so it cannot import ``app``. ``tests/test_no_telemetry.py``
+modules are importable as usual, so it cannot import ``app``. ``tests/core/test_no_telemetry.py``
 checks that both say the same. Forced, like ``app/__init__.py`` does: the user's environment
 cannot turn telemetry back on. Child processes of the bundle (the probes, the firewall helper)
 re-run the executable, so they pass through this hook too.

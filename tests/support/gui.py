@@ -1,0 +1,33 @@
+"""Opening and closing the real window in tests (offscreen), and prompts the starter answers."""
+
+from __future__ import annotations
+
+from app.core.paths import app_paths
+from app.ui.main_window import AppContext, MainWindow
+
+LONG_PROMPT = "Write a long, detailed tutorial about Python classes with many code examples."
+
+
+CODE_PROMPT = "Write a Python function that adds two numbers."
+
+
+def open_window(qtbot, home, **settings) -> MainWindow:
+    ctx = AppContext.open(app_paths(home))
+    for k, v in settings.items():
+        if hasattr(ctx.settings.generation, k):
+            setattr(ctx.settings.generation, k, v)
+        else:
+            setattr(ctx.settings, k, v)
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def close_window(w: MainWindow) -> None:
+    w.close()
+    w.ctx.storage.close()
+
+
+def wait_loaded(qtbot, w: MainWindow) -> None:
+    qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
