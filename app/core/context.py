@@ -1,5 +1,6 @@
 """What every front end of the app works with: where data lives, the user's settings, the chat
-database, the adapter store and (when this session manages it) the OS firewall. No Qt: the
+database, the adapter store, each model's measured speed and (when this session manages it)
+the OS firewall. No Qt: the
 window and the command line open the same context."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.core.adapters.store import AdapterStore
+from app.core.models.speed import SpeedBook
 from app.core.paths import AppPaths
 from app.core.settings import Settings
 from app.core.storage import Storage
@@ -24,10 +26,13 @@ class AppContext:
     # The OS firewall (through the privileged helper); None: not managed (tests, other OSes).
     firewall: "FirewallClient | None" = None
     adapters: AdapterStore = field(default=None)  # type: ignore[assignment]
+    speeds: SpeedBook = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.adapters is None:
             self.adapters = AdapterStore(self.paths.data_dir / "adapters")
+        if self.speeds is None:
+            self.speeds = SpeedBook(self.paths.cache_dir / "speeds.json")
 
     @classmethod
     def open(cls, paths: AppPaths) -> "AppContext":

@@ -74,6 +74,25 @@ class GenerationResult:
 
 
 @dataclass
+class ReadingProgress:
+    """How far the model has read a prompt: ``done`` of ``total`` new tokens, after ``reused``
+    tokens it had kept from before, in ``seconds``."""
+
+    done: int
+    total: int
+    reused: int
+    seconds: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 and self.done else 0.0
+
+    def seconds_left(self) -> float | None:
+        rate = self.tokens_per_s
+        return (self.total - self.done) / rate if rate else None
+
+
+@dataclass
 class LoadedModel:
     path: Path
     info: GGUFInfo
@@ -124,7 +143,7 @@ class Engine:
         """
         setter = getattr(llama_cpp, "llama_set_abort_callback", None)
         cb_type = getattr(llama_cpp, "ggml_abort_callback", None)
-        ctx = getattr(getattr(self._llm, "_ctx", None), "ctx", None)
+        ctx = getattr(self._llm, "ctx", None)
         if setter is None or cb_type is None or ctx is None:
             self._abort_cb = None
             return
@@ -151,20 +170,48 @@ class Engine:
         params: GenerationParams | None = None,
         on_token: Callable[[str], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
+        on_reading: Callable[[ReadingProgress], None] | None = None,
     ) -> GenerationResult:
         """Generate the assistant's reply with the model's own chat template.
 
         ``on_token`` receives each piece of text as it is produced; ``cancelled`` is polled
         between tokens (and, through llama.cpp's abort callback, during prompt evaluation),
-        so a cancel takes effect within one token's time.
+        so a cancel takes effect within one token's time. ``on_reading`` hears how far the
+        prompt has been read, one batch at a time (what was already read earlier and kept is
+        ``reused``, not read again).
         """
         params = params or GenerationParams()
         if not self._lock.acquire(blocking=False):
             raise EngineError("The model is already generating an answer; stop it first.")
         try:
-            return self._chat(list(messages), params, on_token, cancelled or (lambda: False))
+            if on_reading is None:
+                return self._chat(list(messages), params, on_token, cancelled or (lambda: False))
+            self._llm.eval = self._reading_eval(on_reading)  # generate() calls self.eval
+            try:
+                return self._chat(list(messages), params, on_token, cancelled or (lambda: False))
+            finally:
+                del self._llm.eval
         finally:
             self._lock.release()
+
+    def _reading_eval(self, on_reading: Callable[[ReadingProgress], None]):
+        """Llama.eval that reads a long prompt one batch at a time and reports each batch."""
+        llm, original = self._llm, type(self._llm).eval.__get__(self._llm)
+        state = {"first": True}
+
+        def eval_(tokens):
+            tokens = list(tokens)
+            if not state["first"] or len(tokens) <= 1:
+                return original(tokens)
+            state["first"] = False  # the prompt's remainder; later calls are generated tokens
+            reused, total, t0 = llm.n_tokens, len(tokens), time.perf_counter()
+            on_reading(ReadingProgress(0, total, reused, 0.0))
+            step = max(1, self.config.n_batch)
+            for i in range(0, total, step):
+                original(tokens[i:i + step])
+                on_reading(ReadingProgress(min(i + step, total), total, reused, time.perf_counter() - t0))
+
+        return eval_
 
     def _chat(self, messages, params, on_token, cancelled) -> GenerationResult:
         self._abort.clear()
@@ -299,24 +346,32 @@ class Engine:
         tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
         return ScoredTokens(tokens, [False] + [True] * (len(tokens) - 1))
 
+    def render_chat(self, messages: Sequence[Message], generation_prompt: bool = True) -> str:
+        """The conversation as text through the model's own chat template (what the model reads
+        before tokenization; the prompt-reuse tests compare these)."""
+        import llama_cpp
+
+        template = self.model.info.chat_template
+        if not template:
+            raise EngineError("This model has no chat template.")
+        eos = self._token_text(self._llm.token_eos()) if self._llm.token_eos() != -1 else ""
+        bos = self._token_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
+        fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+            template=template, eos_token=eos, bos_token=bos, add_generation_prompt=generation_prompt)
+        return fmt(messages=[{"role": m["role"], "content": m["content"]} for m in messages]).prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        """``text`` (a rendered prompt, special tokens spelled out) as the model's tokens."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
     def encode_chat(self, messages: Sequence[Message]) -> "ScoredTokens":
         """A conversation through the model's chat template, as the app prompts it; the scored
         tokens are those of the assistant turns (their content and end-of-turn marker), the
         tokens the notebook's training loss and validation loss cover (training/train.py
         ``encode``: the same spans, found the same way)."""
-        import llama_cpp
-
-        template = self.model.info.chat_template
-        if not template:
+        if not self.model.info.chat_template:
             raise EngineError("This model has no chat template, so chat examples cannot be scored with it.")
-        eos = self._token_text(self._llm.token_eos()) if self._llm.token_eos() != -1 else ""
-        bos = self._token_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
-
-        def render(msgs, generation_prompt: bool) -> str:
-            fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
-                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=generation_prompt)
-            return fmt(messages=[{"role": m["role"], "content": m["content"]} for m in msgs]).prompt
-
+        render = self.render_chat
         msgs = list(messages)
         full = render(msgs, False)
         spans: list[tuple[int, int]] = []  # byte ranges of the assistant turns

@@ -43,10 +43,13 @@ class RetrievalSettings:
     dense_weight: float = 1.0
     bm25_weight: float = 0.2
     rrf_k: int = 10
-    # Prompt room for retrieved code: prompt processing on 2 cores runs at tens of tokens/s.
+    # Prompt room for retrieved code at most: prompt processing on 2 cores runs at tens of tokens/s.
     context_tokens: int = 1500
     # Answer questions from the open project's index.
     use_project: bool = True
+    # The first answer should start within this many seconds: at the loaded model's measured
+    # reading speed, it decides how much project code a question carries (app/core/models/speed.py).
+    first_answer_s: float = 20.0
 
 
 @dataclass

@@ -1,8 +1,15 @@
 """A conversation turn: what is sent to the model and what is kept.
 
-The UI and the CLI both go through here, so the prompt the model sees is built in one place:
-system prompt (with the user's standing rules), then as much recent history as fits the
-context, then the new question.
+The UI and the CLI both go through here, so the prompt the model sees is built in one place.
+
+The prompt is laid out for reuse: llama.cpp keeps what it has read and re-reads only from the
+first token that differs, and on 2 cores reading costs seconds per hundred tokens. So the stable
+part comes first (the system prompt and standing rules, and with a project open the citing
+instructions), then the conversation exactly as it was sent before (each earlier question with
+the project code it showed, kept where it was: ``asked_as`` in the answer's meta), then the new
+turn: only code the conversation has not shown yet, then the question. A follow-up on the same
+topic then costs only its own new tokens. When the conversation outgrows the context, whole old
+turns are dropped (and the answer says how many); code they showed is shown again if needed.
 """
 
 from __future__ import annotations
@@ -14,15 +21,18 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from app.core.edits.prompt import EditRequest, build_edit_prompt
 from app.core.engine import Engine, GenerationParams, GenerationResult, Message
 from app.core.errors import UserError
-from app.core.index.context import with_project_context
+from app.core.index.context import CITE_IN_TURNS, PROMPT_SHARE, build_context
+from app.core.models.speed import Speed, code_budget
 from app.core.chat.rules import RULES_SHARE, fit_rules
 from app.core.settings import Settings
 from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
 
 if TYPE_CHECKING:
+    from app.core.engine import ReadingProgress
     from app.core.index.indexer import Hit
 
 TITLE_MAX = 60
+FOLLOW_UP_CHUNKS = 2  # a follow-up adds new code only from its best few search hits
 
 
 def answer_reserve(n_ctx: int, max_tokens: int) -> int:
@@ -31,25 +41,43 @@ def answer_reserve(n_ctx: int, max_tokens: int) -> int:
 
 
 def build_messages(system_prompt: str, history: Sequence[Message], prompt_budget: int,
-                   count: Callable[[Sequence[Message]], int]) -> list[Message]:
+                   count: Callable[[Sequence[Message]], int], headroom: int = 0) -> list[Message]:
     """System prompt + the newest history that fits ``prompt_budget`` tokens.
 
     The last message (the question) is always kept; older turns are dropped whole, oldest
-    first, so the model never sees half a message.
+    first, so the model never sees half a message. When anything must go, enough goes to leave
+    ``headroom`` tokens free: every drop changes the prompt's beginning, so llama.cpp re-reads
+    it all once; dropping a little more makes that happen rarely instead of at every turn.
     """
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if not history:
         return system
+    everything = system + [dict(m) for m in history]
+    limit = prompt_budget if count(everything) <= prompt_budget else prompt_budget - headroom
     kept: list[Message] = [dict(history[-1])]
     for m in reversed(history[:-1]):
         candidate = [dict(m)] + kept
-        if count(system + candidate) > prompt_budget:
+        if count(system + candidate) > limit:
             break
         kept = candidate
     # A conversation should not start with an orphaned assistant reply.
     while len(kept) > 1 and kept[0]["role"] == "assistant":
         kept.pop(0)
     return system + kept
+
+
+def history_as_sent(messages: Sequence[StoredMessage]) -> tuple[list[Message], list[list[str]]]:
+    """The chat history as the model was sent it (each question as asked, with the code it
+    showed: its answer's ``asked_as``), and for each message the citations of the code it showed."""
+    chat = [m for m in messages if m.role in ("user", "assistant")]
+    history: list[Message] = []
+    shown: list[list[str]] = []
+    for i, m in enumerate(chat):
+        answer = chat[i + 1] if m.role == "user" and i + 1 < len(chat) and chat[i + 1].role == "assistant" else None
+        meta = answer.meta if answer is not None else {}
+        history.append({"role": m.role, "content": meta.get("asked_as", m.content) if m.role == "user" else m.content})
+        shown.append(list(meta.get("shown", [])) if m.role == "user" else [])
+    return history, shown
 
 
 def title_from(question: str) -> str:
@@ -74,6 +102,32 @@ class PendingAnswer:
     rules: list[str] = field(default_factory=list)  # the standing rules that apply, newest first
     rules_left_out: int = 0  # set by prompt(): rules that did not fit their share of the prompt
     messages: list[Message] | None = None  # set by prompt(): what was sent to the model
+    shown_per_message: list[list[str]] = field(default_factory=list)  # code each history message showed
+    asked_as: str | None = None  # set by prompt(): the question as sent (with its code), kept for reuse
+    shown_now: list[str] = field(default_factory=list)  # set by prompt(): citations this turn showed
+    turns_left_out: int = 0  # set by prompt(): old messages that did not fit the context
+
+
+def reading_line(pending: PendingAnswer, p: "ReadingProgress") -> str:
+    """"Reading your question and 6 pieces of project code: 640 / 1,900 tokens · about 25 s left"."""
+    if pending.edit is not None:
+        n = len(pending.files_shown or [])
+        what = f"your request and {n} file{'s' * (n != 1)}" if n else "your request"
+    elif pending.web_urls:
+        n = len(pending.web_urls)
+        what = f"your question and {n} web page{'s' * (n != 1)}"
+    elif pending.shown_now:
+        n = len(pending.shown_now)
+        what = f"your question and {n} piece{'s' * (n != 1)} of project code"
+    else:
+        what = "your question"
+    line = f"Reading {what}: {p.done:,} / {p.total:,} tokens"
+    left = p.seconds_left()
+    if left is not None and p.done < p.total:
+        line += f" · about {max(1, round(left)):,} s left"
+    if p.reused:
+        line += f" ({p.reused:,} read before, kept)"
+    return line
 
 
 class EmptyQuestion(UserError, ValueError):
@@ -90,6 +144,9 @@ class ChatService:
         self.retriever: Callable[[str], list[Hit]] | None = None
         # The open project folder: its rules apply and conversations are marked with it.
         self.project: Path | None = None
+        # The loaded model's reading speed (app/core/models/speed.py): with it, project code is
+        # measured out in seconds (``first_answer_s``) rather than a fixed number of tokens.
+        self.speed: Speed | None = None
 
     def ask(self, conversation_id: int, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """Store the question now (so a crash cannot lose it) and title a new conversation."""
@@ -103,9 +160,8 @@ class ChatService:
             self.storage.rename_conversation(conversation_id, title_from(question))
         if self.project is not None and conv is not None and conv.project != str(self.project):
             self.storage.set_conversation_project(conversation_id, self.project)
-        history = [m.as_chat() for m in self.storage.messages(conversation_id)
-                   if m.role in ("user", "assistant")]
-        return PendingAnswer(conversation_id, stored, history, edit, rules=self.rules_now())
+        history, shown = history_as_sent(self.storage.messages(conversation_id))
+        return PendingAnswer(conversation_id, stored, history, edit, rules=self.rules_now(), shown_per_message=shown)
 
     def single_turn(self, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """A one-off question that is not stored (the command line): the same prompt the window
@@ -140,23 +196,74 @@ class ChatService:
         reserve = answer_reserve(engine.n_ctx, self.settings.generation.max_tokens)
         budget = engine.n_ctx - reserve
         system, pending.rules_left_out = self.base_system(engine, pending.rules, budget)
-        history = pending.history
+        grounded = self.retriever is not None and self.settings.retrieval.use_project
+        if grounded and not pending.web and pending.edit is None:
+            system = f"{system}\n\n{CITE_IN_TURNS}" if system else CITE_IN_TURNS
+        earlier, question = pending.history[:-1], pending.history[-1]["content"] if pending.history else ""
         if pending.web:
-            # /web: the pages read for this question take the place of project code.
-            system = f"{system}\n\n{pending.web}" if system else pending.web
+            # /web: the pages read for this question come with it; the history keeps the task.
+            pending.asked_as, user = question, f"{pending.web}\n\n{question}"
         elif pending.edit is not None:
-            # Files first claim most of the budget; older turns get what is left.
+            # Files first claim most of the budget; older turns get what is left. The files and
+            # the edit format go into this request's system prompt (the small models follow the
+            # format far better there), so a change request is read whole; later turns keep the
+            # request, not yesterday's file contents, and reuse resumes after it.
             room = int(budget * 0.8) - engine.count_tokens(system)
-            extra, user, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
+            extra, request, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
             system = f"{system}\n\n{extra}" if system else extra
-            history = history[:-1] + [{"role": "user", "content": user}]
-        elif self.retriever is not None and self.settings.retrieval.use_project and history:
-            # Ground the answer in the project: the best chunks within the budget, cited.
-            system, ctx = with_project_context(system, self.retriever(history[-1]["content"]),
-                                               self.settings.retrieval.context_tokens, budget, engine.count_tokens)
-            pending.sources = ctx.hits
-        pending.messages = build_messages(system, history, budget, engine.count_message_tokens)
-        return pending.messages
+            pending.asked_as = user = request
+        elif grounded and pending.history:
+            hits = self.retriever(question)
+            user = self._with_new_code(engine, pending, system, earlier, question, hits, budget)
+        else:
+            pending.asked_as = user = question
+        messages = build_messages(system, earlier + [{"role": "user", "content": user}], budget,
+                                  engine.count_message_tokens, headroom=budget // 3)
+        pending.turns_left_out = len(earlier) + 1 - (len(messages) - (1 if system else 0))
+        pending.messages = messages
+        return messages
+
+    def code_room(self, engine: Engine, budget: int, question: str, before: Sequence[Message] = ()) -> int:
+        """Tokens of project code for this question: what the model reads within the first-answer
+        target at its speed (the question itself read too), capped by ``context_tokens``, the
+        prompt's share, and the room the conversation so far (``before``: system prompt and
+        earlier turns) leaves, so new code does not push earlier turns out of the context."""
+        r = self.settings.retrieval
+        asked = engine.count_tokens(question) + 16
+        cap = min(r.context_tokens, int(budget * PROMPT_SHARE),
+                  max(0, budget - engine.count_message_tokens(before) - asked) if before else budget)
+        if self.speed is None:
+            return cap
+        return code_budget(self.speed, r.first_answer_s, asked, cap)
+
+    def _with_new_code(self, engine: Engine, pending: PendingAnswer, system: str, earlier: list[Message],
+                       question: str, hits: list, budget: int) -> str:
+        """The question with the retrieved code the conversation has not shown yet, in front;
+        ``pending.sources`` are every retrieved piece the model can now see (cited correctly)."""
+        room = self.code_room(engine, budget, question,
+                              ([{"role": "system", "content": system}] if system else []) + earlier)
+        per_message = (pending.shown_per_message + [[]] * len(earlier))[:len(earlier)]
+        shown = {c for cs in per_message for c in cs}
+        if shown:
+            # A follow-up: the conversation already holds code; only the question's best pieces
+            # that it does not hold yet are added (a follow-up should cost its own new tokens).
+            hits = hits[:FOLLOW_UP_CHUNKS]
+        for _ in range(2):
+            ctx = build_context([h for h in hits if h.chunk.citation not in shown], room, engine.count_tokens,
+                                instructions=False, at_least_one=True)
+            user = f"{ctx.text}\n\n{question}" if ctx.text else question
+            kept = build_messages(system, earlier + [{"role": "user", "content": user}], budget,
+                                  engine.count_message_tokens, headroom=budget // 3)
+            dropped = len(earlier) + 1 - (len(kept) - (1 if system else 0))
+            # Old turns that fall out of the context take their code with them: show it again.
+            still = {c for cs in per_message[dropped:] for c in cs}
+            if still == shown:
+                break
+            shown = still
+        pending.asked_as = user
+        pending.shown_now = [h.chunk.citation for h in ctx.hits]
+        pending.sources = ctx.hits + [h for h in hits if h.chunk.citation in shown and h not in ctx.hits]
+        return user
 
     def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str,
                adapters: list[str] | None = None) -> StoredMessage | None:
@@ -182,5 +289,11 @@ class ChatService:
             meta["tool"] = "web"
         if pending.rules_left_out:
             meta["rules_left_out"] = pending.rules_left_out
+        if pending.turns_left_out:
+            meta["turns_left_out"] = pending.turns_left_out
+        if pending.asked_as is not None and pending.asked_as != pending.question.content:
+            meta["asked_as"] = pending.asked_as
+        if pending.shown_now:
+            meta["shown"] = list(pending.shown_now)
         return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
 

@@ -23,6 +23,14 @@ CITE_INSTRUCTIONS = (
     "by its location, for example `app/main.py:10-24`. If the code shown does not answer "
     "the question, say so instead of guessing."
 )
+# The same, for the system prompt of a conversation whose code comes with each question (the
+# layout that lets llama.cpp reuse everything read before: see app/core/chat/service.py).
+CITE_IN_TURNS = (
+    "The user's questions may begin with project code, each piece headed by its location as "
+    "path:start-end; code shown earlier in the conversation still applies. Answer from this code "
+    "when it applies, and cite every piece you use by its location, for example "
+    "`app/main.py:10-24`. If the code shown does not answer the question, say so instead of guessing."
+)
 
 
 @dataclass
@@ -52,9 +60,12 @@ def with_project_context(system: str, hits: Sequence[Hit], context_tokens: int, 
     return (f"{system}\n\n{ctx.text}" if system else ctx.text), ctx
 
 
-def build_context(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> ProjectContext:
-    """As many of ``hits`` (best first) as fit ``budget`` tokens, without overlaps."""
-    used = count_tokens(CITE_INSTRUCTIONS)
+def build_context(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str], int],
+                  instructions: bool = True, at_least_one: bool = False) -> ProjectContext:
+    """As many of ``hits`` (best first) as fit ``budget`` tokens, without overlaps; headed by the
+    citing instructions unless ``instructions`` is False (they are in the system prompt). With
+    ``at_least_one``, the best hit goes in even when it alone is over the budget."""
+    used = count_tokens(CITE_INSTRUCTIONS) if instructions else 0
     taken: list[Hit] = []
     blocks: list[str] = []
     for h in hits:
@@ -62,11 +73,12 @@ def build_context(hits: Sequence[Hit], budget: int, count_tokens: Callable[[str]
             continue
         block = format_hit(h)
         cost = count_tokens(block) + 2
-        if used + cost > budget:
+        if used + cost > budget and not (at_least_one and not taken and h is hits[0]):
             continue  # a smaller chunk further down may still fit
         taken.append(h)
         blocks.append(block)
         used += cost
     if not taken:
         return ProjectContext("", [])
-    return ProjectContext(CITE_INSTRUCTIONS + "\n\n" + "\n\n".join(blocks), taken)
+    head = CITE_INSTRUCTIONS + "\n\n" if instructions else ""
+    return ProjectContext(head + "\n\n".join(blocks), taken)

@@ -24,7 +24,7 @@ def answer_from_web(task: str, provider: SearchProvider, chat: "ChatService", en
                     pending: "PendingAnswer", params: "GenerationParams", budget_chars: int,
                     on_status: Callable[[str], None] = lambda s: None,
                     on_token: Callable[[str], None] = lambda t: None,
-                    cancelled: Callable[[], bool] = lambda: False) -> "GenerationResult":
+                    cancelled: Callable[[], bool] = lambda: False, on_reading=None) -> "GenerationResult":
     """Answer ``task`` from the top pages; ``pending.web``/``web_urls`` name what was read."""
     on_status("Searching the web…")
     results = provider.search(task)
@@ -37,4 +37,4 @@ def answer_from_web(task: str, provider: SearchProvider, chat: "ChatService", en
     pending.web, pending.web_urls = web_context(task, good, budget_chars), [p.url for p in good]
     on_status("Thinking…")
     messages = chat.prompt(engine, pending)
-    return engine.chat(messages, params, on_token=on_token, cancelled=cancelled)
+    return engine.chat(messages, params, on_token=on_token, cancelled=cancelled, on_reading=on_reading)

@@ -42,6 +42,7 @@ class ChatView(QTextBrowser):
     citation_clicked = Signal(str)  # "path:start-end" of a clicked citation
     run_requested = Signal(str, str)  # code, fence language of a clicked Run link
     rated = Signal(int, int)  # message id, +1 / -1 / 0 (a click on the lit thumb clears it)
+    reading_shown = Signal(str)  # the "Reading your question…" line shown while the prompt is read
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -71,9 +72,24 @@ class ChatView(QTextBrowser):
         self._entries.append(self._stream)
         self._refresh()
 
+    def show_reading(self, text: str) -> None:
+        """While the model reads the prompt: the line where the answer will appear."""
+        if self._stream is None or self._stream.text:
+            return
+        self._stream.note, self._stream.html = text, ""
+        self.reading_shown.emit(text)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    @property
+    def reading_text(self) -> str:
+        return self._stream.note if self._stream is not None and not self._stream.text else ""
+
     def append_stream(self, piece: str) -> None:
         if self._stream is None:
             return
+        if not self._stream.text:
+            self._stream.note = ""  # reading is over: the answer itself takes the place
         self._stream.text += piece
         self._stream.html = ""
         if not self._timer.isActive():

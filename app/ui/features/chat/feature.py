@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.chat.service import ChatService, PendingAnswer
+from app.core.chat.service import ChatService, PendingAnswer, reading_line
 from app.core.edits.prompt import EditRequest, strip_command
 from app.core.engine import GenerationResult
 from app.core.chat.intent import route
@@ -40,6 +40,7 @@ class ChatFeature(Feature):
         self.view = self.panel.view
         self.current_id: int | None = None
         self.pending: PendingAnswer | None = None
+        self.last_reading = None  # the last ReadingProgress of the answer being written
         self.answer_job: Job | None = None
         self.stats = host.status_label("stats")
         c, p = self.conversations, self.panel
@@ -186,16 +187,27 @@ class ChatFeature(Feature):
         self.pending = pending
         self.view.begin_stream()
         engine, params, chat = self.host.engine.engine, self.service.params(), self.service
+        self.last_reading = None
+        chat.speed = self.ctx.speeds.speed(engine.model.path)
 
         def job(ctx):
             messages = chat.prompt(engine, pending)
-            return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled)
+            return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled,
+                               on_reading=lambda p: ctx.partial(("reading", pending, p)))
 
         self.stats.setText("Thinking…")
         self.run_turn_job(Job(job, name="generate", parent=self)
-                          .on_partial(self.view.append_stream)
+                          .on_partial(self.stream_piece)
                           .on_success(self.answer_done)
                           .on_failure(self.fail_turn))
+
+    def stream_piece(self, item) -> None:
+        """A token, or ("reading", pending, ReadingProgress) while the prompt is read."""
+        if isinstance(item, tuple):
+            self.last_reading = item[2]
+            self.view.show_reading(reading_line(item[1], item[2]))
+        else:
+            self.view.append_stream(item)
 
     def stop(self) -> None:
         if self.answer_job is not None:
@@ -206,8 +218,12 @@ class ChatFeature(Feature):
         pending, self.pending = self.pending, None
         meta = {"finish_reason": result.finish_reason, "tokens_per_s": result.tokens_per_s}
         stored = None
+        model = self.host.engine.model
+        if model is not None:  # how fast it read and wrote: the next question's code budget
+            r = self.last_reading
+            self.ctx.speeds.record(model.path, r.done if r else 0, r.seconds if r else 0.0,
+                                   result.tokens_per_s if result.completion_tokens >= 16 else 0.0)
         if pending is not None:
-            model = self.host.engine.model
             stored = self.service.finish(pending, result, model.name if model else "",
                                          self.host.features.adapters.names_on_engine())
             meta = stored.meta if stored else meta
@@ -272,4 +288,7 @@ def note_for(meta: dict) -> str:
     if meta.get("rules_left_out"):
         n = meta["rules_left_out"]
         parts.append(f"{n} older rule{'s' * (n != 1)} left out (no room in the prompt)")
+    if meta.get("turns_left_out"):
+        n = meta["turns_left_out"]
+        parts.append(f"the {n} oldest message{'s' * (n != 1)} left out (the conversation outgrew the context)")
     return " · ".join(parts)

@@ -20,6 +20,7 @@ from app.core.index.indexer import IndexProgress, IndexStats, ProjectIndex, inde
 from app.core.index.rank import RankWeights
 from app.core.index.snippet import Snippet, read_snippet
 from app.core.index.watch import ProjectWatcher
+from app.core.models.speed import code_budget
 from app.core.project import remember_recent
 from app.core.chat.render import parse_citation
 from app.ui.errors import describe_error
@@ -64,6 +65,21 @@ class ProjectFeature(Feature):
         p.use_project.setChecked(self.ctx.settings.retrieval.use_project)
         p.use_project_changed.connect(self._set_use_project)
         host.features.chat.view.citation_clicked.connect(self.show_citation)
+        host.engine.loaded.connect(lambda _lm: self.show_budget())
+        host.features.chat.answer_finished.connect(lambda _r: self.show_budget())
+
+    def show_budget(self) -> None:
+        """How much project code a question carries with the loaded model, in tokens and seconds."""
+        model = self.host.engine.model
+        if model is None:
+            return
+        sp, r = self.ctx.speeds.speed(model.path), self.ctx.settings.retrieval
+        tokens = code_budget(sp, r.first_answer_s, 48, r.context_tokens)
+        how = "measured" if sp.measured else "estimated from its size"
+        self.panel.set_budget(
+            f"Code per question: up to {tokens:,} tokens, about {sp.seconds_to_read(tokens):.0f} s to read at "
+            f"{sp.prompt_tps:.0f} tokens/s ({how}), so the first answer starts within about "
+            f"{r.first_answer_s:g} s. The best piece always goes in.")
 
     def restore(self) -> None:
         folder = self.ctx.settings.project_dir

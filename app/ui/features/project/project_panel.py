@@ -73,6 +73,11 @@ class ProjectPanel(QWidget):
         lay.addWidget(self.title)
         lay.addLayout(head)
         lay.addWidget(self.use_project)
+        self.budget = QLabel()
+        self.budget.setObjectName("codeBudget")
+        self.budget.setWordWrap(True)
+        self.budget.setStyleSheet("color:#555;")
+        lay.addWidget(self.budget)
         lay.addLayout(bar)
         lay.addWidget(self.progress_note)
         lay.addWidget(self.error)
@@ -88,6 +93,10 @@ class ProjectPanel(QWidget):
         self.open_button.clicked.connect(lambda: self._shown and self.open_requested.emit(*self._shown))
 
     # ---- indexing -------------------------------------------------------------------------
+    def set_budget(self, text: str) -> None:
+        """How much project code a question carries, in tokens and seconds."""
+        self.budget.setText(text)
+
     def set_project(self, path: str) -> None:
         self.title.setText(f"<b>{html.escape(path)}</b>")
         self.results.clear()

@@ -107,9 +107,12 @@ class ToolsFeature(Feature):
         def job(ctx):
             return answer_from_web(task, provider(), service, engine, pending, params, budget_chars,
                                    on_status=lambda s: ctx.partial(("status", s)),
-                                   on_token=lambda t: ctx.partial(("token", t)), cancelled=ctx.cancelled)
+                                   on_token=lambda t: ctx.partial(("token", t)), cancelled=ctx.cancelled,
+                                   on_reading=lambda p: ctx.partial(("reading", pending, p)))
 
         def partial(item) -> None:
+            if item[0] == "reading":
+                return chat.stream_piece(item)
             kind, value = item
             (chat.view.append_stream if kind == "token" else chat.stats.setText)(value)
 
