@@ -153,7 +153,7 @@ CHILD_SITES = {
     "app/core/net/firewall/linux_nft.py": "runs nft, not Python; inherits",
     "app/core/run/sandbox.py": "sets them in _environment (test above)",
     "app/core/run/bootstrap.py": "the sandbox's child: execs the code with the environment the sandbox gave it",
-    "app/core/run/mounts.py": "the project's python -I -S printing sys.prefix: imports nothing",
+    "app/core/run/mounts.py": "the project's python -I -S printing sys.prefix: sets them (and imports nothing)",
 }
 
 

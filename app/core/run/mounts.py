@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.no_telemetry import NO_TELEMETRY
+
 # The empty folder over each hidden one: room only for the mount points of what comes back.
 COVER_OPTIONS = "size=64k,nr_inodes=4096,mode=755"
 _interpreters: dict[tuple[str, int], list[str]] = {}
@@ -92,7 +94,7 @@ def interpreter_dirs(python: str) -> list[str]:
             done = subprocess.run([python, "-I", "-S", "-c", "import sys, json; print(json.dumps("
                                    "[sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))"],
                                   capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-                                  env={"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C.UTF-8"})
+                                  env={"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C.UTF-8", **NO_TELEMETRY})
             found += [p for p in json.loads(done.stdout) if isinstance(p, str) and p]
         except (OSError, ValueError, subprocess.SubprocessError):
             pass
