@@ -6,7 +6,10 @@ sends it (the prompt laid out for reuse: app/core/chat/service.py). For each tur
 tokens, tokens read this turn, tokens kept from before, time to first token. Figures:
 
 - `followup_vs_first_ttft_ratio`: median TTFT of turns 2-5 / TTFT of turn 1 (target <= 0.25);
-- `first_turn_ttft_s` and `code_budget_tokens` with the default "first answer within" (20 s).
+- `return_after_another_vs_cold_ratio`: a follow-up after the model read another conversation,
+  with the saved state restored / without it (target <= 0.1);
+- `return_after_restart_vs_cold_ratio`: the same in a new engine (an app restart);
+- `first_turn_ttft_s` with the default "first answer within" (20 s).
 
     .venv/bin/python bench/ttft.py [--model PATH] [--threads 2] [--ctx 4096] [--project DIR]
 
@@ -27,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.core.chat.kv_cache import KvCache  # noqa: E402
 from app.core.chat.service import ChatService  # noqa: E402
 from app.core.engine import Engine, EngineConfig, GenerationParams  # noqa: E402
 from app.core.index.context import PROMPT_CHUNKS  # noqa: E402
@@ -93,6 +97,39 @@ def main() -> int:
     emit("followup_vs_first_ttft_ratio", round(follow / first, 3) if first else None, target="<= 0.25")
     sp = speeds.speed(model)
     emit("measured_prompt_tps", round(sp.prompt_tps, 1), gen_tps=round(sp.gen_tps, 1))
+
+    # Returning to the conversation: after another one, and after a restart (saved state).
+    kv = KvCache(work / "kv")
+    system = pending.messages[0]["content"]
+    kv.store(conv, engine, system)
+    other = storage.create_conversation().id
+
+    def other_question() -> None:  # the model reads another conversation meanwhile
+        p_other = chat.ask(other, "Where are settings saved?")
+        engine.chat(chat.prompt(engine, p_other), GenerationParams.greedy(8))
+
+    back = chat.ask(conv, "Thanks. One more: where is the index folder kept?")
+    messages = chat.prompt(engine, back)
+
+    def ttft(e) -> float:
+        return e.chat(messages, GenerationParams.greedy(8)).time_to_first_token_s or 0.0
+
+    other_question()
+    kv.restore(conv, engine, system)
+    warm = ttft(engine)
+    other_question()
+    cold = ttft(engine)
+    emit("return_after_another_vs_cold_ratio", round(warm / cold, 3) if cold else None, warm_s=round(warm, 3),
+         cold_s=round(cold, 3), prompt_tokens=len(engine.tokenize(engine.render_chat(messages))), target="<= 0.1")
+    restarted = Engine(model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads))
+    kv.restore(conv, restarted, system)
+    warm = ttft(restarted)
+    restarted.close()
+    fresh = Engine(model, EngineConfig(n_ctx=args.ctx, n_threads=args.threads))
+    cold = ttft(fresh)
+    fresh.close()
+    emit("return_after_restart_vs_cold_ratio", round(warm / cold, 3) if cold else None, warm_s=round(warm, 3),
+         cold_s=round(cold, 3), target="<= 0.1")
     engine.close()
     pi.close()
     storage.close()

@@ -131,6 +131,9 @@ class Engine:
         self._install_abort_callback(llama_cpp)
         self._lora: dict[str, object] = {}  # adapter file -> llama.cpp handle
         self.adapters: list[tuple[Path, float]] = []
+        # Which conversation the KV cache holds (the app's key; None: unknown). chat() clears it,
+        # the caller sets it after; app/core/chat/kv_cache.py saves and restores by it.
+        self.kv_owner: object | None = None
         self.model = LoadedModel(path=path, info=info, load_s=time.perf_counter() - t0,
                                  n_ctx=self._llm.n_ctx(), n_threads=n_threads)
 
@@ -183,6 +186,7 @@ class Engine:
         params = params or GenerationParams()
         if not self._lock.acquire(blocking=False):
             raise EngineError("The model is already generating an answer; stop it first.")
+        self.kv_owner = None  # whoever owns what the model reads now sets it after this call
         try:
             if on_reading is None:
                 return self._chat(list(messages), params, on_token, cancelled or (lambda: False))
@@ -286,6 +290,7 @@ class Engine:
         """
         with self._lock:
             self.adapters = self._apply_adapters(adapters)
+            self.kv_owner = None
 
     def _apply_adapters(self, adapters: Sequence[tuple[Path | str, float]], free_unused: bool = True
                         ) -> list[tuple[Path, float]]:
@@ -313,6 +318,47 @@ class Engine:
             for path in [p for p in self._lora if p not in dict(wanted)]:
                 llama_cpp.llama_adapter_lora_free(self._lora.pop(path))
         return [(Path(p), s) for p, s in wanted]
+
+    # ---- what the model has read, kept across conversations and restarts ----------------------
+    def save_kv(self, path: Path | str) -> int:
+        """Write what the model has read (its tokens and their KV cache) to ``path``; returns the
+        bytes written, 0 when nothing was or the write failed (a full disk)."""
+        import llama_cpp
+
+        with self._lock:
+            n = self._llm.n_tokens
+            if n <= 1:
+                return 0
+            tokens = (llama_cpp.llama_token * n)(*[int(t) for t in self._llm.input_ids[:n]])
+            return int(llama_cpp.llama_state_seq_save_file(self._llm.ctx, str(path).encode(), 0, tokens, n))
+
+    def load_kv(self, path: Path | str) -> int:
+        """Read back what ``save_kv`` wrote: the next prompt that starts the same way is not read
+        again. Returns the tokens restored, 0 when llama.cpp refused the file (then nothing of it
+        is kept). The last token is dropped so a repeated prompt is always evaluated afresh
+        (its logits are not in the file)."""
+        import ctypes
+
+        import llama_cpp
+
+        with self._lock:
+            self._llm.reset()
+            self._clear_kv()
+            capacity = self.n_ctx
+            tokens = (llama_cpp.llama_token * capacity)()
+            count = ctypes.c_size_t(0)
+            size = llama_cpp.llama_state_seq_load_file(self._llm.ctx, str(path).encode(), 0, tokens, capacity,
+                                                       ctypes.byref(count))
+            n = int(count.value)
+            if not size or n <= 1 or n > capacity:
+                self._clear_kv()
+                return 0
+            keep = n - 1
+            memory = llama_cpp.llama_get_memory(self._llm.ctx)
+            llama_cpp.llama_memory_seq_rm(memory, 0, keep, -1)
+            self._llm.input_ids[:keep] = tokens[:keep]
+            self._llm.n_tokens = keep
+            return keep
 
     def _token_text(self, token: int) -> str:
         """A token's text, special tokens spelled out (through llama.cpp's public C API)."""

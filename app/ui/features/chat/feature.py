@@ -122,6 +122,7 @@ class ChatFeature(Feature):
                 f"Delete “{conv.title}” and all its messages?") != QMessageBox.Yes:
             return
         self.ctx.storage.delete_conversation(conversation_id)
+        self.ctx.kv_cache.forget(conversation_id)
         if self.current_id == conversation_id:
             convs = self.ctx.storage.conversations()
             self.current_id = convs[0].id if convs else None
@@ -190,10 +191,19 @@ class ChatFeature(Feature):
         self.last_reading = None
         chat.speed = self.ctx.speeds.speed(engine.model.path)
 
+        kv, conv = self.ctx.kv_cache, pending.conversation_id
+
         def job(ctx):
             messages = chat.prompt(engine, pending)
-            return engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled,
-                               on_reading=lambda p: ctx.partial(("reading", pending, p)))
+            system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+            if engine.kv_owner != conv:  # the model last read another conversation: bring this one back
+                kv.restore(conv, engine, system)
+            result = engine.chat(messages, params, on_token=ctx.partial, cancelled=ctx.cancelled,
+                                 on_reading=lambda p: ctx.partial(("reading", pending, p)))
+            if not result.cancelled:
+                engine.kv_owner = conv
+                kv.store(conv, engine, system)  # for a return to it, after a switch or a restart
+            return result
 
         self.stats.setText("Thinking…")
         self.run_turn_job(Job(job, name="generate", parent=self)
