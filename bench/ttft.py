@@ -50,6 +50,15 @@ QUESTIONS = [  # one topic, as a user follows it up
 ]
 
 
+ANSWERS = [  # plausible short answers, for --fixed-answers
+    "The walker in app/core/index/walk.py decides it: .gitignore rules, junk folders and size.",
+    "Yes: it reads .gitignore with pathspec and skips every match.",
+    "It is skipped and counted under the size limit in the index stats.",
+    "Binary files are skipped too, detected by a NUL byte in their first block.",
+    "The language table in app/core/index/grammars.py: add the extension there.",
+]
+
+
 def emit(name: str, value, **extra) -> None:
     print(json.dumps({"bench": "ttft", "figure": name, "value": value, **extra}), flush=True)
 
@@ -61,6 +70,8 @@ def main() -> int:
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--project", default=str(ROOT / "app" / "core"))
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--fixed-answers", action="store_true",
+                    help="store a fixed short answer per turn (for the random-weight speed twins)")
     args = ap.parse_args()
     model = Path(args.model) if args.model else starter_model().path
     work = Path(tempfile.mkdtemp(prefix="ttft-"))
@@ -82,7 +93,10 @@ def main() -> int:
         pending = chat.ask(conv, q)
         messages = chat.prompt(engine, pending)
         seen = []
-        result = engine.chat(messages, GenerationParams.greedy(args.max_tokens), on_reading=seen.append)
+        result = engine.chat(messages, GenerationParams.greedy(1 if args.fixed_answers else args.max_tokens),
+                             on_reading=seen.append)
+        if args.fixed_answers:  # a random-weight twin writes noise that does not survive re-tokenizing
+            result.text = ANSWERS[i - 1]
         chat.finish(pending, result, model.name)
         last = seen[-1] if seen else None
         if last is not None:
@@ -106,13 +120,13 @@ def main() -> int:
 
     def other_question() -> None:  # the model reads another conversation meanwhile
         p_other = chat.ask(other, "Where are settings saved?")
-        engine.chat(chat.prompt(engine, p_other), GenerationParams.greedy(8))
+        engine.chat(chat.prompt(engine, p_other), GenerationParams.greedy(1 if args.fixed_answers else 8))
 
     back = chat.ask(conv, "Thanks. One more: where is the index folder kept?")
     messages = chat.prompt(engine, back)
 
     def ttft(e) -> float:
-        return e.chat(messages, GenerationParams.greedy(8)).time_to_first_token_s or 0.0
+        return e.chat(messages, GenerationParams.greedy(1 if args.fixed_answers else 8)).time_to_first_token_s or 0.0
 
     other_question()
     kv.restore(conv, engine, system)

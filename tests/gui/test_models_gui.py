@@ -23,9 +23,17 @@ def fake_machine(ram_gib, disk_gib=100):
     return lambda: Hardware(int(ram_gib * GiB), int(ram_gib * GiB / 2), 2, int(disk_gib * GiB))
 
 
+def measured_starter(ctx, read_tps: float = 270.0, gen_tps: float = 110.0) -> None:
+    """The starter's speed as measured on this machine when idle, so the speed column and the
+    recommendation are the same on every run (no measurement starts)."""
+    from app.core.models.embedded import starter_model
+    ctx.speeds.record(starter_model().path, int(read_tps * 10), 10.0, gen_tps)
+
+
 @pytest.fixture
 def window(qtbot, app_home):
     ctx = AppContext.open(app_paths(app_home))
+    measured_starter(ctx)
     w = MainWindow(ctx)
     qtbot.addWidget(w)
     w.show()
@@ -143,3 +151,38 @@ def test_download_with_progress_cancel_and_resume(window, qtbot, monkeypatch, st
         qtbot.waitUntil(lambda: d.table.item(1, 3).text() == "Installed", timeout=60_000)
         assert hub.ranges[-1] and hub.ranges[-1].startswith("bytes=")
         assert values == sorted(values)
+
+
+def test_the_speed_column_and_a_recommendation_that_knows_speed(window):
+    window.features.models.hardware_probe = fake_machine(32)
+    d = window.features.models.show()
+    speed = {d.table.item(i, 0).text().split("  —")[0]: d.table.item(i, 4).text() for i in range(d.table.rowCount())}
+    assert speed["Qwen2.5-Coder-1.5B-Instruct"].startswith("about 27 tokens/s, first answer with your project in about")
+    assert speed["Qwen2.5-Coder-7B-Instruct"].startswith("about 7 tokens/s")
+    # this machine's measured speed: the 7B still meets the floors (5 tokens/s, first answer <= 30 s)
+    assert d.recommendation.entry.name.startswith("Qwen2.5-Coder-7B") and "answers at about 7 tokens/s" in d.recommendation.reason
+
+    # a laptop half as fast: the 7B would wait too long, so the 3B is recommended, and why
+    measured_starter(window.ctx, read_tps=135.0, gen_tps=55.0)
+    measured_starter(window.ctx, read_tps=135.0, gen_tps=55.0)
+    for _ in range(8):  # the running average converges on the new figures
+        measured_starter(window.ctx, read_tps=135.0, gen_tps=55.0)
+    d.refresh()
+    assert d.recommendation.entry.name.startswith("Qwen2.5-Coder-3B")
+    assert "Qwen2.5-Coder-7B-Instruct also fits but would be slow here" in d.recommendation.reason
+    badged = [n for n in d.row_names() if RECOMMENDED in n]
+    assert len(badged) == 1 and badged[0].startswith("Qwen2.5-Coder-3B")
+
+
+def test_without_a_measurement_the_window_measures_the_starter_once(qtbot, app_home):
+    ctx = AppContext.open(app_paths(app_home))
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    w.show()
+    w.features.models.hardware_probe = fake_machine(8)
+    d = w.features.models.show()
+    assert d.table.item(1, 4).text() == "measuring…"
+    qtbot.waitUntil(lambda: d.table.item(1, 4).text().startswith("about "), timeout=60_000)
+    assert ctx.speeds.speed(__import__("app.core.models.embedded", fromlist=["x"]).starter_model().path).measured
+    w.close()
+    ctx.storage.close()

@@ -91,3 +91,22 @@ def code_budget(speed: Speed, target_s: float, other_tokens: int, cap: int) -> i
     reads in that time, less the other tokens it must read this turn, at most ``cap`` (the
     caller still shows the single best piece even when this is 0)."""
     return max(0, min(cap, int(speed.prompt_tps * target_s) - other_tokens))
+
+
+PROBE_PROMPT = ("You review code. " * 40).strip()
+
+
+def probe(model_path: Path | str, n_threads: int = 0) -> tuple[int, float, float]:
+    """A few seconds' measurement of a model here: (prompt tokens read, seconds, tokens/s
+    written). Loads its own engine: run it on a worker, and not while the app's engine answers."""
+    from app.core.engine import Engine, EngineConfig, GenerationParams
+
+    engine = Engine(model_path, EngineConfig(n_ctx=1024, n_threads=n_threads))
+    try:
+        seen = []
+        result = engine.chat([{"role": "system", "content": PROBE_PROMPT}, {"role": "user", "content": "Say hello."}],
+                             GenerationParams.greedy(32), on_reading=seen.append)
+        last = seen[-1] if seen else None
+        return (last.done if last else 0), (last.seconds if last else 0.0), result.tokens_per_s
+    finally:
+        engine.close()

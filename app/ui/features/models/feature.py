@@ -41,7 +41,7 @@ class ModelsFeature(Feature):
         if self.dialog is None:
             s = self.ctx.settings
             self.dialog = ModelsDialog(ModelRegistry(self.ctx.paths.models_dir), s.model_path, s.n_ctx,
-                                       hardware=self.hardware_probe, parent=self.host.window)
+                                       hardware=self.hardware_probe, parent=self.host.window, speeds=self.ctx.speeds)
             self.dialog.model_chosen.connect(self.host.engine.switch)
         self.dialog.show()
         self.dialog.raise_()
@@ -64,7 +64,7 @@ class ModelsFeature(Feature):
                            f"{engine.model.n_threads} threads · loaded in {engine.model.load_s:.1f} s")
 
     def shutdown(self) -> None:
-        job = self.dialog.job if self.dialog is not None else None
-        if job is not None and job.is_running():
-            self.jobs.track(job)  # a download: cancelled and waited for with the rest
+        for job in (self.dialog.job, self.dialog.speed_job) if self.dialog is not None else ():
+            if job is not None and job.is_running():
+                self.jobs.track(job)  # a download (or the speed measurement): cancelled and waited for
         self.jobs.cancel()

@@ -19,7 +19,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
 from app.core.hardware import Hardware, probe
 from app.core.models import download as dl
 from app.core.models.catalog import CATALOG, CatalogEntry
-from app.core.models.fit import assess, gb, recommend
+from app.core.models.fit import Recommendation, assess, gb, recommend
+from app.core.models.pick import estimate_entry, pick
+from app.core.models.speed import SpeedBook
+from app.core.models.speed import probe as probe_speed
 from app.core.models.importer import ModelSummary, import_gguf, inspect_gguf, install_from_catalog
 from app.core.models.registry import InstalledModel, ModelRegistry
 from app.core.models.embedded import starter_model
@@ -41,7 +44,7 @@ class ModelsDialog(QDialog):
     model_chosen = Signal(str)  # path of the model to use ("" = starter)
 
     def __init__(self, registry: ModelRegistry, active_path: str, n_ctx: int,
-                 hardware: Callable[[], Hardware] | None = None, parent=None):
+                 hardware: Callable[[], Hardware] | None = None, parent=None, speeds: SpeedBook | None = None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.resize(900, 460)
@@ -50,6 +53,8 @@ class ModelsDialog(QDialog):
         self.n_ctx = n_ctx
         self._probe = hardware or (lambda: probe(registry.dir))
         self.job: Job | None = None
+        self.speed_job: Job | None = None  # the few-second measurement the speed column starts from
+        self.speeds = speeds
         self.rows: list[Row] = []
 
         self.machine = QLabel()
@@ -57,8 +62,8 @@ class ModelsDialog(QDialog):
         self.warning = QLabel()
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color:#8a5a00;")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Model", "Size", "Fits this computer?", "Status"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Model", "Size", "Fits this computer?", "Status", "Speed here"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -113,6 +118,12 @@ class ModelsDialog(QDialog):
         installed = self.registry.list()
         by_catalog = {m.catalog_id: m for m in installed if m.catalog_id}
         rec = recommend(hw, self.n_ctx, frozenset(by_catalog))
+        estimates = self._estimates()
+        if estimates:
+            fast = pick([(e, assess(e, hw, self.n_ctx, installed=e.id in by_catalog).fits, estimates[e.id])
+                         for e in CATALOG if not e.embedded])
+            if fast is not None:
+                rec = Recommendation(fast.entry, fast.reason)
         self.recommendation = rec
         self.warning.setText(rec.warning or "")
         self.warning.setVisible(bool(rec.warning))
@@ -145,10 +156,33 @@ class ModelsDialog(QDialog):
             self._set(i, 1, f"{size / 1e9:.2f} GB")
             self._set(i, 2, fit)
             self._set(i, 3, self._status(r))
+            est = estimates.get(r.entry.id) if r.entry is not None else None
+            self._set(i, 4, est.text() if est else ("measuring…" if self.speed_job else "not measured"))
         if 0 <= selected < len(self.rows):
             self.table.selectRow(selected)
         self.disk.setText(f"Models take {gb(self.registry.disk_usage())} of disk in {self.registry.dir}")
         self._sync_buttons()
+
+    def _estimates(self) -> dict:
+        """Each catalog model's speed here, scaled from the starter's measured speed; when it
+        has not been measured yet, a few-second measurement starts and the table fills in."""
+        starter = next(e for e in CATALOG if e.embedded)
+        try:
+            path = starter_model().path
+        except FileNotFoundError:
+            return {}
+        if self.speeds is None:
+            return {}
+        anchor = self.speeds.speed(path)
+        if not anchor.measured or anchor.gen_tps <= 0:
+            if self.speed_job is None:
+                speeds = self.speeds
+                self.speed_job = (Job(lambda _ctx: speeds.record(path, *probe_speed(path)), name="model-speed", parent=self)
+                                  .on_success(lambda _r: self.refresh())
+                                  .on_failure(lambda e: self.progress_note.setText(f"Speed not measured: {describe_error(e)}"))
+                                  .start())
+            return {}
+        return {e.id: estimate_entry(e, anchor, starter) for e in CATALOG}
 
     def _set(self, row: int, col: int, text: str, tooltip: str = "") -> None:
         item = QTableWidgetItem(text)
