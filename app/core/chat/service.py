@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 TITLE_MAX = 60
 FOLLOW_UP_CHUNKS = 2  # a follow-up adds new code only from its best few search hits
+FOLLOW_UP_SHARE = 4   # ... within a quarter of the room a first question gets
 
 
 def answer_reserve(n_ctx: int, max_tokens: int) -> int:
@@ -244,13 +245,16 @@ class ChatService:
                               ([{"role": "system", "content": system}] if system else []) + earlier)
         per_message = (pending.shown_per_message + [[]] * len(earlier))[:len(earlier)]
         shown = {c for cs in per_message for c in cs}
-        if shown:
-            # A follow-up: the conversation already holds code; only the question's best pieces
-            # that it does not hold yet are added (a follow-up should cost its own new tokens).
-            hits = hits[:FOLLOW_UP_CHUNKS]
         for _ in range(2):
-            ctx = build_context([h for h in hits if h.chunk.citation not in shown], room, engine.count_tokens,
-                                instructions=False, at_least_one=True)
+            new_hits, new_room, first_new = hits, room, True
+            if shown:
+                # A follow-up: the conversation already holds code; only the question's best pieces
+                # that it does not hold yet are added, in a quarter of a first question's room, so
+                # a follow-up costs its own few new tokens. Its best piece is forced in only if new.
+                new_hits, new_room = hits[:FOLLOW_UP_CHUNKS], room // FOLLOW_UP_SHARE
+                first_new = bool(new_hits) and new_hits[0].chunk.citation not in shown
+            ctx = build_context([h for h in new_hits if h.chunk.citation not in shown], new_room, engine.count_tokens,
+                                instructions=False, at_least_one=first_new)
             user = f"{ctx.text}\n\n{question}" if ctx.text else question
             kept = build_messages(system, earlier + [{"role": "user", "content": user}], budget,
                                   engine.count_message_tokens, headroom=budget // 3)
