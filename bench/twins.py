@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,6 +61,47 @@ def proc_status() -> dict[str, int]:
     return out
 
 
+def clear_referenced() -> bool:
+    """Clear the accessed bits of this process's pages (Linux), so that smaps' Referenced
+    then counts only the pages touched from now on."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
+def file_pages_referenced(model: str) -> tuple[int, int]:
+    """Bytes of file-backed pages touched since clear_referenced(): (the model file's, the
+    other files' (libraries)). Copy-on-write pages of a file mapping count as anonymous."""
+    model_ref = other_ref = 0
+    path = ""
+    ref = anon = 0
+
+    def close() -> None:
+        nonlocal model_ref, other_ref
+        if path == model:
+            model_ref += max(ref - anon, 0)
+        elif path.startswith("/"):
+            other_ref += max(ref - anon, 0)
+
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if "-" in first and not first.endswith(":"):  # a mapping's header line
+                close()
+                parts = line.split(None, 5)
+                path = parts[5].strip() if len(parts) > 5 else ""
+                ref = anon = 0
+            elif first == "Referenced:":
+                ref = int(line.split()[1]) * 1024
+            elif first == "Anonymous:":
+                anon = int(line.split()[1]) * 1024
+    close()
+    return model_ref, other_ref
+
+
 def prompt_tokens(llm, n: int) -> list[int]:
     """Exactly n tokens of this repository's Python source, in the model's own tokenisation."""
     files = sorted((ROOT / "app" / "core").rglob("*.py"))
@@ -73,12 +116,15 @@ def prompt_tokens(llm, n: int) -> list[int]:
 def child(args: argparse.Namespace) -> None:
     import llama_cpp
 
-    before = proc_status()["VmRSS"]
+    st0 = proc_status()
     t0 = time.perf_counter()
+    # verbose: llama.cpp's buffer sizes go to stderr, where the parent reads them
     llm = llama_cpp.Llama(model_path=args.child, n_ctx=args.n_ctx, n_batch=512, n_threads=args.threads,
-                          n_threads_batch=args.threads, verbose=False)
+                          n_threads_batch=args.threads, verbose=True)
     load_s = time.perf_counter() - t0
     toks = prompt_tokens(llm, args.n_prompt)
+    cleared = clear_referenced()
+    majflt = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
     t0 = time.perf_counter()
     llm.eval(toks)
     prompt_s = time.perf_counter() - t0
@@ -87,11 +133,26 @@ def child(args: argparse.Namespace) -> None:
         tok = llm.sample(temp=0.0)
         llm.eval([tok])
     gen_s = time.perf_counter() - t0
+    majflt = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - majflt
     st = proc_status()
     print(json.dumps({"load_s": load_s, "prompt_s": prompt_s, "gen_s": gen_s, "n_prompt": len(toks),
-                      "n_gen": args.n_gen, "rss_before_load": before, "vm_hwm": st["VmHWM"],
-                      "rss_end": st["VmRSS"], "rss_anon_end": st.get("RssAnon", 0),
-                      "rss_file_end": st.get("RssFile", 0)}), flush=True)
+                      "n_gen": args.n_gen, "major_faults": majflt, "rss_before_load": st0["VmRSS"], "anon_before_load": st0["RssAnon"],
+                      "vm_hwm": st["VmHWM"], "rss_end": st["VmRSS"], "rss_anon_end": st["RssAnon"],
+                      "rss_file_end": st["RssFile"],
+                      "file_referenced": file_pages_referenced(os.path.realpath(args.child)) if cleared else None}),
+          flush=True)
+
+
+BUFFER_LINE = re.compile(r"(\w+)\s+(model|compute|KV|output) buffer size =\s*([\d.]+) MiB")
+
+
+def llama_buffers(stderr: str) -> dict[str, float]:
+    """llama.cpp's buffer sizes from its load log, MiB by "<buffer type> <use>"."""
+    out: dict[str, float] = {}
+    for m in BUFFER_LINE.finditer(stderr):
+        key = f"{m.group(1)} {m.group(2)}"
+        out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
 
 
 # ---- parent ---------------------------------------------------------------------------------
@@ -121,7 +182,9 @@ def run_child(path: Path, args: argparse.Namespace) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"child for {path} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r["buffers_mib"] = llama_buffers(proc.stderr)
+    return r
 
 
 def model_paths(names: list[str], folder: Path, tied: bool) -> list[tuple[str, Path, int | None]]:
@@ -205,12 +268,27 @@ def main() -> None:
              ratio_vs_starter=round(gen_tps / base["gen"], 4))
         hwm = max(r["vm_hwm"] for r in runs)
         before = max(r["rss_before_load"] for r in runs)
+        anon_before = max(r["anon_before_load"] for r in runs)
+        bufs = runs[0]["buffers_mib"]
         emit("peak_rss_bytes", hwm, ratio_vs_file=round(hwm / file_bytes, 4), rss_before_load=before,
              rss_anon_end=max(r["rss_anon_end"] for r in runs), rss_file_end=max(r["rss_file_end"] for r in runs),
-             load_s=round(statistics.median(r["load_s"] for r in runs), 2))
-        emit("runtime_overhead_bytes", hwm - before - file_bytes - kv, kv_cache_bytes=kv,
-             overhead_incl_python_bytes=hwm - file_bytes - kv)
-
+             llama_buffers_mib=bufs, load_s=round(statistics.median(r["load_s"] for r in runs), 2))
+        emit("overhead_over_peak_rss_bytes", hwm - before - file_bytes - kv, kv_cache_bytes=kv,
+             incl_python_bytes=hwm - file_bytes - kv)
+        repack = int(bufs.get("CPU_REPACK model", 0.0) * 2**20)
+        # llama.cpp's own memory beyond the weights (each counted once: file page or repacked
+        # copy) and the KV cache: compute buffers, vocabulary tables, the libraries' pages
+        anon_llama = max(r["rss_anon_end"] for r in runs) - anon_before
+        emit("llama_overhead_bytes", anon_llama - repack - kv + (
+             max(r["file_referenced"][1] for r in runs) if runs[0]["file_referenced"] else 0),
+             anon_growth=anon_llama, repack_bytes=repack, kv_cache_bytes=kv,
+             compute_buffer_bytes=int(bufs.get("CPU compute", 0.0) * 2**20),
+             libs_referenced=runs[0]["file_referenced"][1] if runs[0]["file_referenced"] else None)
+        if all(r["file_referenced"] is not None for r in runs):
+            ws = max(r["rss_anon_end"] + sum(r["file_referenced"]) for r in runs)
+            emit("working_set_bytes", ws, ratio_vs_file=round(ws / file_bytes, 4),
+                 model_file_referenced=max(r["file_referenced"][0] for r in runs),
+                 libs_referenced=max(r["file_referenced"][1] for r in runs))
 
 if __name__ == "__main__":
     main()

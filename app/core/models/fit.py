@@ -1,7 +1,8 @@
 """Does a model fit this computer, and which one to recommend.
 
-memory needed = model file + KV cache at the chosen context + llama.cpp's runtime buffers + the
-app itself. A model may use at most SAFE_RAM_SHARE of total RAM: the rest is for the operating
+memory needed = model file + KV cache at the chosen context + llama.cpp's runtime buffers (a
+fixed part plus a share of the file, measured on speed twins of the catalog models) + the app
+itself. A model may use at most SAFE_RAM_SHARE of total RAM: the rest is for the operating
 system, the editor and the browser the user has open beside us. The recommendation is the
 largest catalog model that fits in RAM and on disk. README.md has the resulting table.
 """
@@ -16,10 +17,20 @@ from app.core.models.gguf_info import GGUFInfo
 
 # Share of total RAM a model may take. 0.5 gives 4 GB -> 1.5B, 8 GB -> 3B, 16 GB -> 7B.
 SAFE_RAM_SHARE = 0.5
-# llama.cpp's own memory beyond weights and KV cache: compute buffers, which grow with the
-# vocabulary (Qwen's 152k tokens x 512-token batch of float logits is ~310 MB), plus the
-# library. Measured for the starter model: 56 MB beyond weights + KV; Qwen figure estimated.
-RUNTIME_OVERHEAD = 400_000_000
+# llama.cpp's memory beyond the weights and the KV cache, as a fixed part plus a share of the
+# model file: runtime_overhead(file_bytes). Measured on speed twins of the three catalog models
+# (scripts/build_twins.py, bench/twins.py; bench/README.md "Speed twins"), n_ctx 4096, 2 threads:
+# - llama.cpp's own buffers (compute buffer, vocabulary tables, library pages): 0.18 / 0.18 /
+#   0.27 GB for 1.5B / 3B / 7B (starter 0.08 GB);
+# - those buffers plus room for the kernel to keep the hot weight pages cached: under a memory
+#   limit of file + KV + Python + X the twins ran at full speed (the file not read again) with
+#   X = 0.33 (1.5B), 0.39 (3B), 0.42 GB (7B); the 3B thrashed at X = 0.35.
+# 0.35 GB + 2.5% of the file (0.38 / 0.40 / 0.47 GB) covers all three. Peak RSS reads higher
+# (file x 1.8-1.9 + KV): llama.cpp repacks most Q4_K weights into an anonymous copy for
+# AVX2/AVX-512 and the mmap'd originals stay resident until the kernel needs the memory; those
+# pages are never touched again, so they are not counted here.
+RUNTIME_OVERHEAD = 350_000_000  # the fixed part
+RUNTIME_OVERHEAD_SHARE = 0.025  # the part per byte of model file
 # The app itself: Python, Qt, the chat view, the index (measured ~300 MB RSS with the window).
 APP_OVERHEAD = 250_000_000
 # Free disk to keep after a download completes.
@@ -43,9 +54,14 @@ def kv_cache_from_gguf(info: GGUFInfo, n_ctx: int) -> int:
     return kv_cache_bytes(layers, kv_heads, int(head_dim), n_ctx)
 
 
+def runtime_overhead(file_bytes: int) -> int:
+    """llama.cpp's memory beyond weights and KV cache for a model file of this size."""
+    return RUNTIME_OVERHEAD + int(RUNTIME_OVERHEAD_SHARE * file_bytes)
+
+
 def memory_needed(entry: CatalogEntry, n_ctx: int) -> int:
     kv = kv_cache_bytes(entry.n_layers, entry.n_kv_heads, entry.head_dim, n_ctx)
-    return entry.size_bytes + kv + RUNTIME_OVERHEAD + APP_OVERHEAD
+    return entry.size_bytes + kv + runtime_overhead(entry.size_bytes) + APP_OVERHEAD
 
 
 def gb(n: int) -> str:
