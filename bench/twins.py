@@ -22,11 +22,20 @@ One JSON line per figure:
   real Q4_K_M file).
 - ``prompt_tokens_per_s``, ``gen_tokens_per_s``: with ``ratio_vs_starter`` (the starter model,
   measured in the same run, is the baseline).
-- ``peak_rss_bytes``: VmHWM of the child, with ``ratio_vs_file``.
-- ``runtime_overhead_bytes``: peak RSS − RSS before loading − file − KV cache at n_ctx (f16 K
-  and V), i.e. what app/core/models/fit.py calls llama.cpp's runtime buffers; also
-  ``overhead_incl_python_bytes`` (the same without subtracting the pre-load RSS).
+- ``peak_rss_bytes``: VmHWM of the child, with ``ratio_vs_file``, the resident memory before
+  loading, anonymous and file-backed RSS at the end and llama.cpp's buffer sizes from its log.
+- ``overhead_over_peak_rss_bytes``: peak RSS − RSS before loading − file − KV cache at n_ctx
+  (f16 K and V); ``incl_python_bytes`` without subtracting the pre-load RSS. Inflated by the
+  weights llama.cpp repacks (see bench/README.md "Speed twins").
+- ``llama_overhead_bytes``: llama.cpp's own memory beyond weights and KV: the anonymous memory
+  the model added, less the repacked weights (``CPU_REPACK`` buffer) and the KV cache, plus the
+  library pages touched while answering (what app/core/models/fit.py calls runtime buffers).
+- ``working_set_bytes``: anonymous RSS + the file pages touched during the prompt and the
+  generation (accessed bits cleared through /proc/self/clear_refs after loading).
 With ``--repeat N`` the speed figures are medians and the memory figures maxima of N children.
+The child's JSON (``--child``) also counts the major page faults while answering: 0-few hundred
+when the model's hot pages stay in memory, thousands when memory is too short and the file is
+read again (used with a cgroup memory limit to check fit.py's rule; bench/README.md).
 """
 
 from __future__ import annotations
@@ -136,7 +145,8 @@ def child(args: argparse.Namespace) -> None:
     majflt = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - majflt
     st = proc_status()
     print(json.dumps({"load_s": load_s, "prompt_s": prompt_s, "gen_s": gen_s, "n_prompt": len(toks),
-                      "n_gen": args.n_gen, "major_faults": majflt, "rss_before_load": st0["VmRSS"], "anon_before_load": st0["RssAnon"],
+                      "n_gen": args.n_gen, "major_faults": majflt, "rss_before_load": st0["VmRSS"],
+                      "anon_before_load": st0["RssAnon"],
                       "vm_hwm": st["VmHWM"], "rss_end": st["VmRSS"], "rss_anon_end": st["RssAnon"],
                       "rss_file_end": st["RssFile"],
                       "file_referenced": file_pages_referenced(os.path.realpath(args.child)) if cleared else None}),

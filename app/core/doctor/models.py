@@ -23,9 +23,9 @@ def _gb(n: int) -> str:
 
 def memory_line(info, n_ctx: int, hw: Hardware, loaded: bool) -> tuple[str, str, str]:
     """(status, words, remedy) for "does the model fit in RAM now"."""
-    from app.core.models.fit import APP_OVERHEAD, RUNTIME_OVERHEAD, kv_cache_from_gguf
+    from app.core.models.fit import APP_OVERHEAD, kv_cache_from_gguf, runtime_overhead
 
-    need = info.file_size + kv_cache_from_gguf(info, n_ctx) + RUNTIME_OVERHEAD + APP_OVERHEAD
+    need = info.file_size + kv_cache_from_gguf(info, n_ctx) + runtime_overhead(info.file_size) + APP_OVERHEAD
     if loaded:
         return OK, f"loaded now; {_gb(hw.available_ram)} of RAM still free", ""
     if need > hw.total_ram:

@@ -20,8 +20,8 @@ SAFE_RAM_SHARE = 0.5
 # llama.cpp's memory beyond the weights and the KV cache, as a fixed part plus a share of the
 # model file: runtime_overhead(file_bytes). Measured on speed twins of the three catalog models
 # (scripts/build_twins.py, bench/twins.py; bench/README.md "Speed twins"), n_ctx 4096, 2 threads:
-# - llama.cpp's own buffers (compute buffer, vocabulary tables, library pages): 0.18 / 0.18 /
-#   0.27 GB for 1.5B / 3B / 7B (starter 0.08 GB);
+# - llama.cpp's own buffers (compute buffer, vocabulary tables, library pages): 0.17-0.18 /
+#   0.18 / 0.25-0.27 GB for 1.5B / 3B / 7B (starter 0.07-0.08 GB);
 # - those buffers plus room for the kernel to keep the hot weight pages cached: under a memory
 #   limit of file + KV + Python + X the twins ran at full speed (the file not read again) with
 #   X = 0.33 (1.5B), 0.39 (3B), 0.42 GB (7B); the 3B thrashed at X = 0.35.
