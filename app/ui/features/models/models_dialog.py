@@ -118,7 +118,11 @@ class ModelsDialog(QDialog):
         installed = self.registry.list()
         by_catalog = {m.catalog_id: m for m in installed if m.catalog_id}
         rec = recommend(hw, self.n_ctx, frozenset(by_catalog))
-        estimates = self._estimates()
+        try:
+            starter_path = starter_model().path
+        except FileNotFoundError:
+            starter_path = None
+        estimates = self._estimates(starter_path)
         if estimates:
             fast = pick([(e, assess(e, hw, self.n_ctx, installed=e.id in by_catalog).fits, estimates[e.id])
                          for e in CATALOG if not e.embedded])
@@ -131,11 +135,7 @@ class ModelsDialog(QDialog):
         self.rows = []
         for e in CATALOG:
             if e.embedded:
-                try:
-                    path = starter_model().path
-                except FileNotFoundError:
-                    path = None
-                self.rows.append(Row(e.name, e, None, path))
+                self.rows.append(Row(e.name, e, None, starter_path))
             else:
                 m = by_catalog.get(e.id)
                 self.rows.append(Row(e.name, e, m, m.file if m else None))
@@ -163,15 +163,11 @@ class ModelsDialog(QDialog):
         self.disk.setText(f"Models take {gb(self.registry.disk_usage())} of disk in {self.registry.dir}")
         self._sync_buttons()
 
-    def _estimates(self) -> dict:
-        """Each catalog model's speed here, scaled from the starter's measured speed; when it
-        has not been measured yet, a few-second measurement starts and the table fills in."""
+    def _estimates(self, path: Path | None) -> dict:
+        """Each catalog model's speed here, scaled from the starter's (``path``) measured speed;
+        when it has not been measured yet, a few-second measurement starts and the table fills in."""
         starter = next(e for e in CATALOG if e.embedded)
-        try:
-            path = starter_model().path
-        except FileNotFoundError:
-            return {}
-        if self.speeds is None:
+        if path is None or self.speeds is None:
             return {}
         anchor = self.speeds.speed(path)
         if not anchor.measured or anchor.gen_tps <= 0:
