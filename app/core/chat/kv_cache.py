@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from app.core.atomic import atomic_write_text
@@ -34,6 +35,13 @@ def fingerprint(engine, system: str) -> dict:
     return {"model": str(path), "model_stamp": stamp, "n_ctx": engine.n_ctx,
             "adapters": [[str(Path(p).resolve()), round(float(s), 4)] for p, s in engine.adapters],
             "system": hashlib.sha256(system.encode("utf-8")).hexdigest()}
+
+
+def _touch(path: Path) -> None:
+    """Mark as used now, to the nanosecond: a file's own timestamps come from the kernel's coarse
+    clock (a few ms), which would tie two uses in a row and blur the least-recently-used order."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
 
 
 class KvCache:
@@ -69,7 +77,7 @@ class KvCache:
         if n == 0:
             self.forget(key)  # damaged or not llama.cpp's: never trusted
             return 0
-        os.utime(meta)  # most recently used
+        _touch(meta)  # most recently used
         engine.kv_owner = key
         return n
 
@@ -84,6 +92,7 @@ class KvCache:
                 raise OSError("nothing written")
             os.replace(tmp, kv)
             atomic_write_text(meta, json.dumps({"for": fingerprint(engine, system), "bytes": kv.stat().st_size}))
+            _touch(meta)
         except OSError:
             for p in (tmp, kv, meta):
                 try:
