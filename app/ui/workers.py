@@ -39,10 +39,10 @@ class JobContext:
         self._job = job
 
     def progress(self, done: int, total: int = 0, note: str = "") -> None:
-        self._job.progressed.emit(int(done), int(total), note)
+        self._job._relay.emit("progress", (int(done), int(total), note))
 
     def partial(self, item: Any) -> None:
-        self._job.partial.emit(item)
+        self._job._relay.emit("partial", item)
 
     def cancelled(self) -> bool:
         return self._job._cancel.is_set()
@@ -59,9 +59,9 @@ class _Thread(QThread):
             result = job._fn(JobContext(job))
         except BaseException as e:  # noqa: BLE001 - handed to the GUI, never swallowed
             e.__traceback_text__ = traceback.format_exc()
-            job.failed.emit(e)
+            job._relay.emit("failed", e)
         else:
-            job.succeeded.emit(result)
+            job._relay.emit("succeeded", result)
 
 
 # Jobs are kept alive here until they finish, so a caller may drop its reference.
@@ -74,6 +74,11 @@ class Job(QObject):
     succeeded = Signal(object)
     failed = Signal(object)
     finished = Signal()
+    # The worker thread emits only this; ``_deliver`` re-emits it on the GUI thread. A queued
+    # emission posts one event per connected slot, and the worker posts them one by one, so the
+    # GUI could run between two slots of one result (a poll seeing a model loaded while the
+    # engine was not yet released). Relayed, all slots of one result run in one go, in order.
+    _relay = Signal(str, object)
 
     # Shows the exception of a job that failed with no failure slot connected (see the module
     # docstring); the failure is logged through describe_error before it is called.
@@ -89,6 +94,7 @@ class Job(QObject):
         self._thread.finished.connect(self._on_thread_finished)
         self._done = False
         self.failed.connect(self._unhandled_failure)  # connected first: it counts as one receiver
+        self._relay.connect(self._deliver)
 
     # fluent helpers, in the manner of Anki's QueryOp
     def on_success(self, slot: Callable[[Any], None]) -> "Job":
@@ -121,6 +127,16 @@ class Job(QObject):
     def wait(self, ms: int = -1) -> bool:
         """Block until the thread ends (for shutdown only: never call it in normal GUI flow)."""
         return self._thread.wait() if ms < 0 else self._thread.wait(ms)
+
+    def _deliver(self, kind: str, payload: Any) -> None:  # GUI thread
+        if kind == "progress":
+            self.progressed.emit(*payload)
+        elif kind == "partial":
+            self.partial.emit(payload)
+        elif kind == "succeeded":
+            self.succeeded.emit(payload)
+        else:
+            self.failed.emit(payload)
 
     def _unhandled_failure(self, e: BaseException) -> None:
         if self.receivers(SIGNAL("failed(PyObject)")) > 1:

@@ -110,6 +110,8 @@ def private_uses(path: Path) -> list[str]:
     defined = {t.attr for n in ast.walk(tree) for t in getattr(n, "targets", [getattr(n, "target", None)])
                if isinstance(t, ast.Attribute)}
     defined |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {t.id for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body  # class attributes
+                for t in getattr(n, "targets", [getattr(n, "target", None)]) if isinstance(t, ast.Name)}
     out = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")

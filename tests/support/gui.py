@@ -30,4 +30,5 @@ def close_window(w: MainWindow) -> None:
 
 
 def wait_loaded(qtbot, w: MainWindow) -> None:
-    qtbot.waitUntil(lambda: w.engine is not None, timeout=30_000)
+    """The model is loaded and the engine free (a Send now is not refused)."""
+    qtbot.waitUntil(lambda: w.engine is not None and w.engine_service.busy_text() is None, timeout=30_000)
