@@ -15,10 +15,9 @@ import json
 import statistics
 import time
 
-import llama_cpp
-
 from app.core.engine import Engine, EngineConfig, GenerationParams
 from app.core.hardware import physical_cores
+from app.core.llama_backend import load_llama_cpp
 from app.core.models.embedded import starter_model
 
 MESSAGES = [
@@ -28,7 +27,7 @@ MESSAGES = [
 ]
 
 
-def raw_run(llm: llama_cpp.Llama, max_tokens: int) -> tuple[int, float]:
+def raw_run(llm, max_tokens: int) -> tuple[int, float]:
     llm.reset()
     t0 = time.perf_counter()
     n = 0
@@ -59,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     path = starter_model().path
     threads = physical_cores()
-    raw = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512, n_threads=threads,
+    raw = load_llama_cpp().Llama(model_path=str(path), n_ctx=4096, n_batch=512, n_threads=threads,
                           n_threads_batch=threads, verbose=False)
     engine = Engine(path, EngineConfig(n_ctx=4096, n_batch=512, n_threads=threads))
     raw_run(raw, 8), app_run(engine, 8)  # warm-up

@@ -123,7 +123,9 @@ def prompt_tokens(llm, n: int) -> list[int]:
 
 
 def child(args: argparse.Namespace) -> None:
-    import llama_cpp
+    from app.core.llama_backend import load_llama_cpp
+
+    llama_cpp = load_llama_cpp()
 
     st0 = proc_status()
     t0 = time.perf_counter()
@@ -144,7 +146,9 @@ def child(args: argparse.Namespace) -> None:
     gen_s = time.perf_counter() - t0
     majflt = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - majflt
     st = proc_status()
-    print(json.dumps({"load_s": load_s, "prompt_s": prompt_s, "gen_s": gen_s, "n_prompt": len(toks),
+    from app.core.llama_backend import loaded_variant
+
+    print(json.dumps({"cpu_variant": loaded_variant(), "load_s": load_s, "prompt_s": prompt_s, "gen_s": gen_s, "n_prompt": len(toks),
                       "n_gen": args.n_gen, "major_faults": majflt, "rss_before_load": st0["VmRSS"],
                       "anon_before_load": st0["RssAnon"],
                       "vm_hwm": st["VmHWM"], "rss_end": st["VmRSS"], "rss_anon_end": st["RssAnon"],
@@ -257,7 +261,8 @@ def main() -> None:
             r = run_child(path, args)
             r.update(load_start=load, waited_s=round(waited), idle=idle)
             runs.append(r)
-        common = {"model": name, "file": path.name, "threads": args.threads, "n_ctx": args.n_ctx,
+        common = {"model": name, "file": path.name, "cpu_variant": runs[0]["cpu_variant"], "threads": args.threads,
+                  "n_ctx": args.n_ctx,
                   "load_start": [r["load_start"] for r in runs] if args.repeat > 1 else runs[0]["load_start"],
                   "waited_s": sum(r["waited_s"] for r in runs), "idle": all(r["idle"] for r in runs),
                   "repeat": args.repeat}

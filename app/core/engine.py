@@ -114,8 +114,12 @@ class Engine:
         self._lock = threading.Lock()
         self._abort = threading.Event()
         t0 = time.perf_counter()
-        import llama_cpp  # deferred: importing loads the native library (~0.1 s)
+        from app.core.llama_backend import BackendError, load_llama_cpp
 
+        try:  # deferred: importing loads the native library (~0.1 s) and picks the CPU variant
+            llama_cpp = load_llama_cpp()
+        except BackendError as e:
+            raise ModelLoadError(str(e)) from None
         n_threads = self.config.threads()
         try:
             self._llm = llama_cpp.Llama(

@@ -151,6 +151,17 @@ def test_the_code_budget_follows_the_speed_and_keeps_the_best_piece(chat, engine
     assert counts["fast"] > counts["slow"] == 1
 
 
+def test_a_first_question_is_read_within_the_target_system_prompt_included(chat, engine):
+    """The budget counts everything a first question makes the model read, not only the question:
+    at 40 tokens/s and 20 s the whole prompt stays within 800 tokens (with a best piece that
+    fits), where counting the question alone let the system prompt push it over."""
+    chat.speed = Speed(40.0, 10.0, True)
+    pending = chat.ask(chat.storage.create_conversation().id, QUESTIONS[0])
+    messages = chat.prompt(engine, pending)
+    read = len(engine.tokenize(engine.render_chat(messages)))
+    assert pending.shown_now and read <= 40.0 * chat.settings.retrieval.first_answer_s
+
+
 def test_the_speed_book_measures_estimates_and_survives_a_bad_file(tmp_path, starter_path):
     book = SpeedBook(tmp_path / "speeds.json")
     est = book.speed(starter_path)

@@ -33,9 +33,9 @@ TEXT = ('def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    a, 
 @pytest.fixture(scope="module")
 def direct(starter_path):
     """A second llama.cpp instance that keeps logits for every position (what the engine avoids)."""
-    import llama_cpp
+    from app.core.llama_backend import load_llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(starter_path), n_ctx=512, n_batch=512, logits_all=True,
+    llm = load_llama_cpp().Llama(model_path=str(starter_path), n_ctx=512, n_batch=512, logits_all=True,
                           n_threads=2, verbose=False)
     yield llm
     llm.close()

@@ -15,6 +15,7 @@ import json
 import os
 import pkgutil
 import plistlib
+import platform
 import re
 import shutil
 import socket
@@ -259,6 +260,8 @@ def test_bundle_holds_what_the_app_needs_and_nothing_else(built):
     assert (internal / "models" / "catalog.toml").read_bytes() == (ROOT / "models" / "catalog.toml").read_bytes()
     assert {"app/resources/embedder/model.onnx", "app/resources/embedder/tokenizer.json",
             "llama_cpp/lib/libllama.so"} <= files
+    if platform.machine().lower() in ("x86_64", "amd64"):  # every CPU variant, the oldest and a common one
+        assert {"llama_cpp/lib/libggml-cpu-x64.so", "llama_cpp/lib/libggml-cpu-haswell.so"} <= files
     assert any(f.startswith("app/resources/review/") for f in files)
     assert {f"resources/icons/hicolor/{n}x{n}/apps/{ICON_NAME}.png" for n in HICOLOR_SIZES} <= files
     assert {"tree_sitter_python", "tree_sitter_rust", "onnxruntime"} <= tops

@@ -58,9 +58,11 @@ def probe_adapter(model: Path, adapter: Path, timeout: float = PROBE_TIMEOUT_S) 
 def _run(model: str, adapter: str) -> dict:
     import ctypes
 
-    import llama_cpp
     import numpy as np
 
+    from app.core.llama_backend import load_llama_cpp
+
+    llama_cpp = load_llama_cpp()
     llm = llama_cpp.Llama(model_path=model, n_ctx=256, n_batch=64, n_threads=1, verbose=False)
     handle = llama_cpp.llama_adapter_lora_init(llm.model, adapter.encode())
     if not handle:

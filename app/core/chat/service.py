@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from app.core.index.indexer import Hit
 
 TITLE_MAX = 60
-FOLLOW_UP_CHUNKS = 2  # a follow-up adds new code only from its best few search hits
+FOLLOW_UP_CHUNKS = 1  # a follow-up adds new code only from its best search hit, if new
 FOLLOW_UP_SHARE = 4   # ... within a quarter of the room a first question gets
 
 
@@ -235,7 +235,11 @@ class ChatService:
                   max(0, budget - engine.count_message_tokens(before) - asked) if before else budget)
         if self.speed is None:
             return cap
-        return code_budget(self.speed, r.first_answer_s, asked, cap)
+        # A first question is read whole, its system prompt included; a follow-up finds the
+        # conversation so far already read (prefix reuse, saved state) and pays for its own part.
+        first = all(m["role"] == "system" for m in before)
+        read_too = engine.count_message_tokens(before) if first and before else 0
+        return code_budget(self.speed, r.first_answer_s, asked + read_too, cap)
 
     def _with_new_code(self, engine: Engine, pending: PendingAnswer, system: str, earlier: list[Message],
                        question: str, hits: list, budget: int) -> str:
@@ -248,9 +252,9 @@ class ChatService:
         for _ in range(2):
             new_hits, new_room, first_new = hits, room, True
             if shown:
-                # A follow-up: the conversation already holds code; only the question's best pieces
-                # that it does not hold yet are added, in a quarter of a first question's room, so
-                # a follow-up costs its own few new tokens. Its best piece is forced in only if new.
+                # A follow-up: the conversation already holds code; only the question's best piece
+                # is added, if the conversation does not hold it yet, within a quarter of a first
+                # question's room, so a follow-up costs its own few new tokens.
                 new_hits, new_room = hits[:FOLLOW_UP_CHUNKS], room // FOLLOW_UP_SHARE
                 first_new = bool(new_hits) and new_hits[0].chunk.citation not in shown
             ctx = build_context([h for h in new_hits if h.chunk.citation not in shown], new_room, engine.count_tokens,

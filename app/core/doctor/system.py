@@ -4,8 +4,9 @@ llama.cpp compiled for instructions this CPU lacks (a ``-march=native`` wheel bu
 machine, or an AVX-512 build) dies with SIGILL, often already while initialising. So the build's
 features are read in a child process (``llama_print_system_info``): a crash there becomes this
 check's red line instead of ending the app. The features are compared with the CPU's own flags
-(``/proc/cpuinfo`` on Linux); features the CPU has and the build leaves unused are only a note
-(the portable build targets AVX2 on purpose, see docs/decisions.md).
+(``/proc/cpuinfo`` on Linux). The build carries one CPU variant per instruction-set level and
+loads the best this CPU runs (app/core/llama_backend.py); the check names it, and features the
+CPU has that the variant leaves unused are only a note.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ CPU_FLAG = {
 }
 # Build switches in the same list that are not instruction sets.
 NOT_INSTRUCTIONS = {"LLAMAFILE", "OPENMP", "REPACK", "KLEIDIAI", "ACCELERATE", "BLAS", "CPU"}
-REBUILD = ("Rebuild llama.cpp for this computer: `pip cache remove llama_cpp_python`, then run "
-           "bash scripts/bootstrap.sh (it builds a portable wheel: -DGGML_NATIVE=OFF, AVX2 baseline).")
-_SYSINFO_CODE = "import sys, llama_cpp; sys.stdout.write(llama_cpp.llama_print_system_info().decode())"
+REBUILD = ("Rebuild llama.cpp: `pip cache remove llama_cpp_python`, then run bash scripts/bootstrap.sh (it "
+           "builds every CPU variant and loads the best one for this computer). If a variant crashes on a "
+           "machine that hides instructions (some virtual machines), set OFFLINE_CODER_CPU_VARIANT=haswell "
+           "(or sandybridge, sse42, x64) to choose one.")
+VARIANT_LINE = "CPU_VARIANT:"
+_SYSINFO_CODE = "from app.core.doctor.system import system_info_here; import sys; sys.stdout.write(system_info_here())"
 
 
 def _version(dist: str) -> str | None:
@@ -126,18 +130,35 @@ def compare_build(system_info: str, flags: set[str] | None) -> Check:
                     and not (f == "ARM_FMA" and "NEON" in used)})
     detail = f"Built for: {shown}; this CPU has all of them."
     if extra:
-        detail += f" The CPU also has {', '.join(extra)}, which this portable build does not use (fine)."
+        detail += f" The CPU also has {', '.join(extra)}, which this build does not use (fine)."
     if unknown:
         detail += f" Not compared: {', '.join(unknown)}."
     return Check("llama_build", title, OK, detail)
 
 
+def system_info_here() -> str:
+    """The CPU variant this process loads (a first line ``CPU_VARIANT: zen4 of x64,sse42,...``)
+    and ``llama_print_system_info()``."""
+    from app.core.llama_backend import built_variants, load_llama_cpp, loaded_variant
+
+    llama_cpp = load_llama_cpp()
+    info = llama_cpp.llama_print_system_info().decode()
+    return f"{VARIANT_LINE} {loaded_variant() or 'built-in'} of {','.join(built_variants()) or '-'}\n{info}"
+
+
+def build_variant(system_info: str) -> tuple[str, list[str]] | None:
+    """(the loaded variant, those built) from ``system_info_here`` text; None if not said."""
+    m = re.search(rf"^{VARIANT_LINE} (\S+) of (\S+)$", system_info, re.M)
+    if not m:
+        return None
+    return m.group(1), [v for v in m.group(2).split(",") if v and v != "-"]
+
+
 def read_system_info(timeout: float = 60.0) -> str:
-    """``llama_print_system_info()`` from a child process (in-process in a frozen bundle, which
+    """``system_info_here()`` from a child process (in-process in a frozen bundle, which
     cannot run ``-c``); raises RuntimeError naming a crash."""
     if getattr(sys, "frozen", False):
-        import llama_cpp
-        return llama_cpp.llama_print_system_info().decode()
+        return system_info_here()
     r = subprocess.run([sys.executable, "-c", _SYSINFO_CODE], capture_output=True, text=True, timeout=timeout)
     if r.returncode < 0:
         try:
@@ -159,7 +180,13 @@ def check_llama_build(system_info: str | None = None, cpuinfo: str | None = None
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         return Check("llama_build", "llama.cpp build", FAIL, f"llama-cpp-python {version}: {e}", REBUILD)
     c = compare_build(info, cpu_flags(cpuinfo))
-    detail = f"llama-cpp-python {version}. {c.detail}"
+    variant = build_variant(info)
+    which = ""
+    if variant and variant[1]:
+        which = f" CPU variant in use: {variant[0]} (the best for this processor of the {len(variant[1])} built)."
+    elif variant:
+        which = " Its CPU code is built in (one variant)."
+    detail = f"llama-cpp-python {version}.{which} {c.detail}"
     if c.status == OK and not build_features(info):
         return Check(c.id, c.title, WARN, detail + " The build lists no CPU features.", REBUILD)
     return Check(c.id, c.title, c.status, detail, c.remedy)

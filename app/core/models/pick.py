@@ -11,8 +11,10 @@ model that has answered here) scaled by size and shape:
   output layer counted (Qwen's 152k-token vocabulary is a sixth of a 1.5B's work);
 
 the offsets R_* (fixed per-token costs that dominate tiny models) were fitted on this 2-core
-machine to the starter and the 1.5B / 3B / 7B speed twins (bench/README.md); the anchor's own
-measurement sets c for the computer at hand. The recommendation is the largest model that fits
+machine to the starter and the 1.5B / 3B / 7B speed twins (bench/README.md, bench/picker.py);
+the anchor's own measurement sets c for the computer at hand. The reading offset depends on the
+CPU code llama.cpp runs (app/core/llama_backend.py): AVX-512 doubles a big model's reading
+speed but barely moves the starter's, so the starter says less about big models there. The recommendation is the largest model that fits
 in memory and meets the floors (5 tokens/s, a grounded first answer within 30 s).
 """
 
@@ -21,16 +23,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from app.core.llama_backend import AVX512_VARIANTS
 from app.core.models.speed import Speed
 
-R_GEN = 0.234    # GB: per-token overhead of writing, in weight-reading equivalents
-R_READ = 0.313   # Gparams: the same for reading a prompt
+# Fitted to bench/picker.py (the starter probed as the window does; the twins measured):
+R_GEN = 0.184    # GB: per-token overhead of writing, in weight-reading equivalents
+R_READ_AVX512 = 0.55   # Gparams: the same for reading a prompt, AVX-512 variants (zen4 measured)
+R_READ = 0.174   # the same, AVX2 code (haswell, = the old portable build): its twin figures with the
+                 # probe's anchor taken 1.21x its 1,400-token speed, as the zen4 run measured
 FLOOR_GEN_TPS = 5.0
 FLOOR_FIRST_S = 30.0
 SYSTEM_TOKENS = 150     # the system prompt, rules and citing instructions of a grounded question
 QUESTION_TOKENS = 25
 BEST_PIECE_TOKENS = 220  # the one piece of code every grounded question carries at least
-CODE_CAP = 1500
+# What a grounded question brings at most: PROMPT_CHUNKS (8) retrieved pieces, about 1,000 tokens
+# (measured: 1,146 tokens of prompt with this repository's app/core open, bench/picker.py),
+# below the 1,500 of context_tokens a fast model may take.
+CODE_CAP = 1000
 
 
 def compute_gparams(hidden: int, layers: int, heads: int, kv_heads: int, ffn: int, vocab: int) -> float:
@@ -58,23 +67,33 @@ class Estimate:
 
 
 def first_answer_s(prompt_tps: float, gen_tps: float, target_s: float = 20.0) -> float:
-    code = max(BEST_PIECE_TOKENS, min(CODE_CAP, int(prompt_tps * target_s) - QUESTION_TOKENS))
+    """A grounded first question's wait: its code fills what the model reads in ``target_s``
+    beside the system prompt and the question (app/core/chat/service.py code_room), at least
+    the best piece, at most ``context_tokens``; then one token written."""
+    code = max(BEST_PIECE_TOKENS, min(CODE_CAP, int(prompt_tps * target_s) - SYSTEM_TOKENS - QUESTION_TOKENS))
     return (SYSTEM_TOKENS + code + QUESTION_TOKENS) / prompt_tps + 1.0 / gen_tps
 
 
+def read_offset(variant: str | None) -> float:
+    """R_READ for the CPU variant llama.cpp runs (None: unknown or built in, taken as AVX2)."""
+    return R_READ_AVX512 if variant in AVX512_VARIANTS else R_READ
+
+
 def scale(anchor: Speed, anchor_gb: float, anchor_gparams: float, gb: float, gparams: float,
-          target_s: float = 20.0) -> Estimate:
+          target_s: float = 20.0, r_read: float = R_READ) -> Estimate:
     """The speeds of a model of ``gb`` / ``gparams`` from the anchor's measured ones."""
     c_gen = (1.0 / anchor.gen_tps) / (anchor_gb + R_GEN)
-    c_read = (1.0 / anchor.prompt_tps) / (anchor_gparams + R_READ)
+    c_read = (1.0 / anchor.prompt_tps) / (anchor_gparams + r_read)
     gen = 1.0 / (c_gen * (gb + R_GEN))
-    read = 1.0 / (c_read * (gparams + R_READ))
+    read = 1.0 / (c_read * (gparams + r_read))
     return Estimate(gen, read, first_answer_s(read, gen, target_s))
 
 
-def estimate_entry(entry, anchor: Speed, anchor_entry, target_s: float = 20.0) -> Estimate:
+def estimate_entry(entry, anchor: Speed, anchor_entry, target_s: float = 20.0, variant: str | None = None) -> Estimate:
+    """``entry``'s speeds here, from ``anchor`` (``anchor_entry``'s measured speed) and the CPU
+    ``variant`` llama.cpp runs (app.core.llama_backend.loaded_variant())."""
     return scale(anchor, anchor_entry.size_bytes / 1e9, entry_gparams(anchor_entry),
-                 entry.size_bytes / 1e9, entry_gparams(entry), target_s)
+                 entry.size_bytes / 1e9, entry_gparams(entry), target_s, read_offset(variant))
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from app.core.atomic import atomic_write_text
 
-# Prompt tokens/s × file GB measured on this 2-core machine with the speed twins and the starter
-# (bench/README.md): about 65 for 1-5 GB models. Small models do not reach it (fixed costs).
-READ_GB_TPS = 65.0
-WRITE_GB_TPS = 29.0
+# Tokens/s × file GB of the 1-5 GB speed twins on this 2-core machine (bench/README.md): reading
+# about 90 with AVX2 code and 175 with an AVX-512 variant of llama.cpp, writing about 36 (bound by
+# memory, whatever the code). Small models do not reach them (fixed costs).
+READ_GB_TPS = 90.0
+READ_GB_TPS_AVX512 = 175.0
+WRITE_GB_TPS = 36.0
 MIN_SAMPLE_TOKENS = 48  # a reading shorter than this says little about the speed
 ALPHA = 0.3             # weight of the newest measurement in the running average
 
@@ -35,8 +37,13 @@ class Speed:
 
 
 def estimate(file_bytes: int) -> Speed:
+    """A model's speeds before it has answered here, from its file size and the CPU code
+    llama.cpp runs in this process (AVX-512 reads about twice as fast)."""
+    from app.core.llama_backend import AVX512_VARIANTS, loaded_variant
+
     gb = max(file_bytes / 1e9, 0.05)
-    return Speed(min(READ_GB_TPS / gb, 400.0), min(WRITE_GB_TPS / gb, 150.0), False)
+    read = READ_GB_TPS_AVX512 if loaded_variant() in AVX512_VARIANTS else READ_GB_TPS
+    return Speed(min(read / gb, 400.0), min(WRITE_GB_TPS / gb, 150.0), False)
 
 
 class SpeedBook:
@@ -94,6 +101,7 @@ def code_budget(speed: Speed, target_s: float, other_tokens: int, cap: int) -> i
 
 
 PROBE_PROMPT = ("You review code. " * 40).strip()
+PROBE_QUESTION = "Write a Python class for a bank account with deposit and withdraw, and explain it."
 
 
 def probe(model_path: Path | str, n_threads: int = 0) -> tuple[int, float, float]:
@@ -104,8 +112,11 @@ def probe(model_path: Path | str, n_threads: int = 0) -> tuple[int, float, float
     engine = Engine(model_path, EngineConfig(n_ctx=1024, n_threads=n_threads))
     try:
         seen = []
-        result = engine.chat([{"role": "system", "content": PROBE_PROMPT}, {"role": "user", "content": "Say hello."}],
-                             GenerationParams.greedy(32), on_reading=seen.append)
+        # a question with a long answer: a greeting ends after a few tokens, and a handful of
+        # tokens times its first-token overhead measured the writing speed a third too low
+        result = engine.chat([{"role": "system", "content": PROBE_PROMPT},
+                              {"role": "user", "content": PROBE_QUESTION}],
+                             GenerationParams.greedy(48), on_reading=seen.append)
         last = seen[-1] if seen else None
         return (last.done if last else 0), (last.seconds if last else 0.0), result.tokens_per_s
     finally:

@@ -21,6 +21,7 @@ class ModelsFeature(Feature):
 
         self.dialog = None
         self.hardware_probe = None  # tests inject a fake machine here
+        self.variant_probe = None   # ... and the CPU variant llama.cpp runs on it
         self.label = host.status_label("model", permanent=False)
         self.action = QAction("&Models…", self)
         self.action.setToolTip("Choose, download or import a model")
@@ -41,7 +42,8 @@ class ModelsFeature(Feature):
         if self.dialog is None:
             s = self.ctx.settings
             self.dialog = ModelsDialog(ModelRegistry(self.ctx.paths.models_dir), s.model_path, s.n_ctx,
-                                       hardware=self.hardware_probe, parent=self.host.window, speeds=self.ctx.speeds)
+                                       hardware=self.hardware_probe, parent=self.host.window, speeds=self.ctx.speeds,
+                                       variant=self.variant_probe)
             self.dialog.model_chosen.connect(self.host.engine.switch)
         self.dialog.show()
         self.dialog.raise_()

@@ -20,6 +20,7 @@ from app.core.hardware import Hardware, probe
 from app.core.models import download as dl
 from app.core.models.catalog import CATALOG, CatalogEntry
 from app.core.models.fit import Recommendation, assess, gb, recommend
+from app.core.llama_backend import loaded_variant
 from app.core.models.pick import estimate_entry, pick
 from app.core.models.speed import SpeedBook
 from app.core.models.speed import probe as probe_speed
@@ -44,7 +45,8 @@ class ModelsDialog(QDialog):
     model_chosen = Signal(str)  # path of the model to use ("" = starter)
 
     def __init__(self, registry: ModelRegistry, active_path: str, n_ctx: int,
-                 hardware: Callable[[], Hardware] | None = None, parent=None, speeds: SpeedBook | None = None):
+                 hardware: Callable[[], Hardware] | None = None, parent=None, speeds: SpeedBook | None = None,
+                 variant: Callable[[], str | None] | None = None):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.resize(900, 460)
@@ -52,6 +54,7 @@ class ModelsDialog(QDialog):
         self.active_path = active_path
         self.n_ctx = n_ctx
         self._probe = hardware or (lambda: probe(registry.dir))
+        self.variant = variant or loaded_variant  # llama.cpp's CPU code here: it sets reading speeds
         self.job: Job | None = None
         self.speed_job: Job | None = None  # the few-second measurement the speed column starts from
         self.speeds = speeds
@@ -178,7 +181,8 @@ class ModelsDialog(QDialog):
                                   .on_failure(lambda e: self.progress_note.setText(f"Speed not measured: {describe_error(e)}"))
                                   .start())
             return {}
-        return {e.id: estimate_entry(e, anchor, starter) for e in CATALOG}
+        variant = self.variant()  # the probe ran on this process's llama.cpp, with this variant
+        return {e.id: estimate_entry(e, anchor, starter, variant=variant) for e in CATALOG}
 
     def _set(self, row: int, col: int, text: str, tooltip: str = "") -> None:
         item = QTableWidgetItem(text)
