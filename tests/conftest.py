@@ -19,6 +19,28 @@ from app.core.models.embedded import starter_model  # noqa: E402
 CAPITAL_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true",
+                     help="run the property tests with many more examples (tests/support/fuzz.py)")
+
+
+def pytest_configure(config):
+    if config.getoption("--fuzz-long"):
+        os.environ["OFFLINE_CODER_FUZZ_LONG"] = "1"  # read when tests/support/fuzz.py is imported
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per fuzzed input surface: examples tried, and how many got a user message."""
+    import sys
+
+    fuzz = sys.modules.get("tests.support.fuzz")
+    if fuzz is None or not fuzz.TALLY:
+        return
+    terminalreporter.section("fuzz: examples tried per input surface")
+    for name, n in sorted(fuzz.TALLY.items()):
+        terminalreporter.write_line(f"{name}: {n} examples, {fuzz.REFUSED.get(name, 0)} refused with a message")
+
+
 @pytest.fixture(scope="session")
 def starter_path():
     return starter_model().path

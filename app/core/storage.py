@@ -8,6 +8,7 @@ answer. Schema changes go through ``_MIGRATIONS`` keyed by ``PRAGMA user_version
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.chat.rules import RuleError, clean_rule
+from app.core.atomic import describe_os_error, disk_full_at
 from app.core.errors import UserError
 
 _MIGRATIONS = [
@@ -116,12 +118,48 @@ class StoredMessage:
         return {"role": self.role, "content": self.content}
 
 
+def _write_fault(e: sqlite3.Error, path: Path) -> str | None:
+    """What a disk fault looks like through SQLite, in words for the user; None: not one."""
+    text = str(e).lower()
+    if "full" in text or ("disk i/o error" in text and disk_full_at(path)):
+        return "the disk is full"
+    if "readonly" in text or "read-only" in text:
+        return "the disk or the database file is read-only"
+    if "disk i/o error" in text:
+        return "the disk reported an input/output error"
+    if "unable to open" in text:
+        return "the file or its folder cannot be opened for writing"
+    return None
+
+
+def _writes(what: str):
+    """A write that fails on the disk's side (full, read-only, I/O error) is a StorageError that
+    starts with ``what``; the transaction is rolled back, so the database keeps what it had."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def method(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                reason = _write_fault(e, self.path) or str(e)
+                raise StorageError(f"{what}: {reason} ({self.path}). Earlier chats are "
+                                   "kept; try again once the disk has room or is writable.") from e
+        return method
+    return wrap
+
+
 class Storage:
     """The chat database. Use from one thread (the GUI's); every call is a short write."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"The folder for the chat database ({self.path.parent}) cannot be created: "
+                               f"{describe_os_error(e)}.") from None
+        self._db = None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -129,8 +167,23 @@ class Storage:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as e:
+            if self._db is not None:
+                self._db.close()
+            reason = _write_fault(e, self.path) if isinstance(e, sqlite3.OperationalError) else None
+            if reason:  # the disk, not the file: nothing is wrong with the history itself
+                raise StorageError(f"The chat database {self.path} cannot be opened: {reason}. Your chats "
+                                   "are kept; start the app again once the disk has room or is writable.") from None
             raise StorageError(f"The chat database {self.path} cannot be opened ({e}). "
                                "Move it aside to start with an empty history.") from None
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open: SQLite ends some itself (a full disk, an I/O
+        error), and a ROLLBACK then would fail and hide the first error."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -142,13 +195,14 @@ class Storage:
                 self._db.execute(f"PRAGMA user_version = {i}")
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def close(self) -> None:
         self._db.close()
 
     # ---- conversations ---------------------------------------------------------------------
+    @_writes("The new chat was not saved")
     def create_conversation(self, title: str = DEFAULT_TITLE) -> Conversation:
         now = time.time()
         cur = self._db.execute(
@@ -166,6 +220,7 @@ class Storage:
                              (conversation_id,)).fetchone()
         return Conversation(*r) if r else None
 
+    @_writes("The chat's project was not saved")
     def set_conversation_project(self, conversation_id: int, project: Path | str | None) -> None:
         self._db.execute("UPDATE conversations SET project = ? WHERE id = ?",
                          (str(project) if project is not None else None, conversation_id))
@@ -176,14 +231,17 @@ class Storage:
                                 "GROUP BY project ORDER BY u DESC")
         return [r[0] for r in rows]
 
+    @_writes("The chat's new title was not saved")
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         title = title.strip() or DEFAULT_TITLE
         self._db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
 
+    @_writes("The chat was not deleted")
     def delete_conversation(self, conversation_id: int) -> None:
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     # ---- messages -----------------------------------------------------------------------
+    @_writes("The message was not saved")
     def add_message(self, conversation_id: int, role: str, content: str,
                     meta: dict[str, Any] | None = None) -> StoredMessage:
         now = time.time()
@@ -196,7 +254,7 @@ class Storage:
             self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         return StoredMessage(cur.lastrowid, conversation_id, role, content, now, meta)
 
@@ -207,6 +265,7 @@ class Storage:
         return [StoredMessage(*r[:5], json.loads(r[5])) for r in rows]
 
     # ---- ratings ------------------------------------------------------------------------
+    @_writes("The rating was not saved")
     def rate(self, message_id: int, value: int, source: str = "user") -> Rating:
         """Record feedback on an answer and return its rating now.
 
@@ -236,7 +295,7 @@ class Storage:
                                  (message_id, source, IMPLICIT_SOURCES[source], now))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         return self.rating(message_id)
 
@@ -256,6 +315,7 @@ class Storage:
         return out
 
     # ---- rules --------------------------------------------------------------------------
+    @_writes("The rule was not saved")
     def add_rule(self, text: str, project: Path | str | None = None) -> Rule:
         """A new standing rule (for every project, or for ``project`` only). The same rule
         again (same scope, case and spacing aside) is not stored twice: it becomes the newest."""
@@ -272,6 +332,7 @@ class Storage:
 
     _KEEP = object()
 
+    @_writes("The rule was not saved")
     def update_rule(self, rule_id: int, text: str | None = None, project=_KEEP) -> Rule:
         """Change a rule's text and/or scope (``project=None`` makes it global)."""
         rule = self.rule(rule_id)
@@ -283,6 +344,7 @@ class Storage:
                          (text, scope, time.time(), rule_id))
         return self.rule(rule_id)
 
+    @_writes("The rule was not removed")
     def remove_rule(self, rule_id: int) -> None:
         self._db.execute("DELETE FROM rules WHERE id = ?", (rule_id,))
 

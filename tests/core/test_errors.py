@@ -39,6 +39,9 @@ INTERNAL = {
     # ddgs's request hook raises it to carry the HTTP status out of the library; search.py turns
     # it into a SearchError with words before anything can show it.
     "app.core.web.search._HttpStatus",
+    # a ValueError that every caller's "... is not valid JSON (<reason>)" message wraps: its own
+    # text is only the reason ("it nests 100,000 levels deep, ...")
+    "app.core.safe_json.JSONLimitError",
 }
 
 # The standard base each class had before UserError; `except <base>` clauses rely on them.

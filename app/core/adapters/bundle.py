@@ -9,9 +9,10 @@ unexpected stops the import with a message. The contract is documented in traini
 
 from __future__ import annotations
 
-import json
+import lzma
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -19,6 +20,7 @@ from typing import Callable
 from app.core.adapters.errors import AdapterError
 from app.core.adapters.validation import MAX_BYTES as MAX_VALIDATION_BYTES
 from app.core.adapters.validation import VALIDATION, read_bundled
+from app.core import safe_json
 
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
@@ -62,7 +64,8 @@ def open_bundle(zip_path: Path, scratch: Path, cancelled: Callable[[], bool] = l
         raise AdapterError(f"{zip_path.name} is not a zip file. Choose the <name>-lora.zip the training notebook downloaded.")
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as e:
+    # ValueError: a name flagged UTF-8 that is not (UnicodeDecodeError), and other damage
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise AdapterError(f"{zip_path.name} is a damaged zip file ({e}).") from None
     with zf:
         members = _members(zf, zip_path.name)
@@ -150,20 +153,22 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, cap: int, l
                     raise AdapterError(f"{info.filename} in {label} expands beyond what its zip entry "
                                        "declares; that is a zip bomb, not an adapter.")
                 dst.write(block)
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+    except AdapterError:
+        dest.unlink(missing_ok=True)
+        raise
+    # zlib.error / LZMAError: damaged compressed data (bz2 says OSError); ValueError: other damage
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, ValueError,
+            zlib.error, lzma.LZMAError) as e:
         dest.unlink(missing_ok=True)
         if isinstance(e, OSError) and getattr(e, "errno", None) == 28:
             raise AdapterError("The disk is full: there is no room to unpack the adapter.") from None
         raise AdapterError(f"{info.filename} in {label} cannot be read ({e}).") from None
-    except AdapterError:
-        dest.unlink(missing_ok=True)
-        raise
     return dest
 
 
 def _json(path: Path, name: str) -> dict:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = safe_json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise AdapterError(f"{name} in the adapter zip is not valid JSON ({e}).") from None
     if not isinstance(value, dict):

@@ -18,6 +18,7 @@ from app.core.adapters.errors import AdapterError
 from app.core.adapters.manifest import ModelShape, check_peft_config, parse_manifest
 from app.core.adapters.probe import probe_adapter
 from app.core.adapters.store import VALIDATION, AdapterStore, StoredAdapter
+from app.core.atomic import describe_os_error
 from app.core.models.embedded import StarterModelMissing, starter_model
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from app.core.models.registry import ModelRegistry
@@ -63,7 +64,11 @@ def import_adapter(zip_path: Path, store: AdapterStore, models: list[ModelChoice
     if not models:
         raise AdapterError("Load a model first: an adapter is imported for a model.")
     zip_path = Path(zip_path)
-    staging = store.staging()
+    try:
+        staging = store.staging()
+    except OSError as e:
+        raise AdapterError(f"The adapter could not be imported: {describe_os_error(e)} in {store.dir}. "
+                           "Nothing was changed.") from None
     try:
         progress(ImportProgress("Checking"))
         bundle = open_bundle(zip_path, staging / "zip", cancelled)
@@ -95,7 +100,8 @@ def import_adapter(zip_path: Path, store: AdapterStore, models: list[ModelChoice
     except OSError as e:
         if e.errno == 28:
             raise AdapterError("The disk is full: the adapter was not imported.") from None
-        raise AdapterError(f"The adapter could not be imported ({e}).") from None
+        raise AdapterError(f"The adapter could not be imported: {describe_os_error(e)} "
+                           f"({e.filename or store.dir}). Nothing was changed.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 # llama.cpp architectures whose tensor layout the converter knows (llama needs the rope
 # row permutation on q/k; qwen2 none).
 ARCHITECTURES = ("llama", "qwen2")
+MAX_ALPHA = 1_000_000  # LoRA alphas are tens; float32 ends at 3.4e38
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -103,13 +104,26 @@ def _positive_int(raw: dict, key: str, where: str = "manifest.json") -> int:
     return v
 
 
+def _number(v) -> float | None:
+    """``v`` as a finite float, or None (a bool, a string, NaN, infinity, or an integer too big
+    for a float: ``math.isfinite(10**400)`` raises OverflowError rather than saying False)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _optional_float(raw: dict, key: str) -> float | None:
     v = raw.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    f = _number(v)
+    if f is None:
         raise AdapterError(f"manifest.json: '{key}' must be a number or null.")
-    return float(v)
+    return f
 
 
 def _targets(value, where: str) -> list[str]:
@@ -139,9 +153,9 @@ def parse_manifest(raw: dict) -> AdapterManifest:
     shape = ModelShape(arch, _positive_int(raw, "num_layers"), _positive_int(raw, "hidden_size"),
                        _positive_int(raw, "num_heads"), _positive_int(raw, "num_kv_heads"),
                        _positive_int(raw, "intermediate_size") if "intermediate_size" in raw else 0)
-    alpha = _get(raw, "alpha", (int, float))
-    if isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
-        raise AdapterError("manifest.json: 'alpha' must be a positive number.")
+    alpha = _number(_get(raw, "alpha", (int, float)))
+    if alpha is None or not 0 < alpha <= MAX_ALPHA:  # the GGUF adapter stores it as a float32
+        raise AdapterError(f"manifest.json: 'alpha' must be a positive number up to {MAX_ALPHA:,}.")
     steps = raw.get("train_steps")
     return AdapterManifest(
         base_model=_get(raw, "base_model", str), base_revision=str(raw.get("base_revision", "")),
@@ -177,7 +191,7 @@ def check_peft_config(config: dict, manifest: AdapterManifest) -> None:
     clashes = []
     if r != manifest.rank:
         clashes.append(f"rank {manifest.rank} vs {r}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or float(alpha) != manifest.alpha:
+    if _number(alpha) != manifest.alpha:
         clashes.append(f"alpha {manifest.alpha:g} vs {alpha}")
     if targets != manifest.target_modules:
         clashes.append(f"targets {manifest.target_modules} vs {targets}")

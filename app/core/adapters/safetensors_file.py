@@ -10,7 +10,6 @@ same checks anyway, and numpy has no bfloat16 (PEFT often saves in it).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.adapters.errors import AdapterError
+from app.core import safe_json
 
 MAX_HEADER = 100 * 1024**2
 _ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2}
@@ -44,7 +44,7 @@ def read_header(path: Path) -> dict[str, TensorEntry]:
             raise AdapterError(f"{label} is damaged: its header claims {n} bytes but the file has {size - 8}.")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = safe_json.loads(raw, max_bytes=MAX_HEADER)
     except (UnicodeDecodeError, ValueError):
         raise AdapterError(f"{label} is damaged: its header is not valid JSON.") from None
     if not isinstance(header, dict):
@@ -66,7 +66,7 @@ def _entry(name: str, spec, data_size: int, label: str) -> TensorEntry:
     if not isinstance(spec, dict):
         raise AdapterError(f"{label} is damaged: the entry for {name} is not an object.")
     dtype, shape, offsets = spec.get("dtype"), spec.get("shape"), spec.get("data_offsets")
-    if dtype not in _ITEMSIZE:
+    if not isinstance(dtype, str) or dtype not in _ITEMSIZE:  # a list or dict is not hashable
         raise AdapterError(f"{label}: tensor {name} has type {dtype!r}; adapters must be F32, F16 or BF16.")
     if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
         raise AdapterError(f"{label} is damaged: tensor {name} has an invalid shape {shape!r}.")

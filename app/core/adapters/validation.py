@@ -13,17 +13,19 @@ with a user turn before the first assistant turn and at least one non-blank assi
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from app.core.adapters.errors import AdapterError
+from app.core import safe_json
 
 VALIDATION = "validation.jsonl"
 MAX_ROWS = 200
 MAX_BYTES = 2 * 1024**2
 ROLES = ("system", "user", "assistant")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -44,6 +46,8 @@ def _messages(row: object) -> tuple[list[dict] | None, str]:
     for m in messages:
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             return None, "a message without a known role and text content"
+        if _SURROGATE.search(m["content"]):  # "\ud800" in JSON: text no tokenizer can encode
+            return None, "a message whose text holds a lone surrogate escape (such as \\ud800), not Unicode text"
         out.append({"role": m["role"], "content": m["content"]})
     first = next((m["role"] for m in out if m["role"] != "system"), None)
     if first != "user":
@@ -60,7 +64,7 @@ def parse_lines(lines: Iterable[str], label: str) -> list[tuple[list[dict], dict
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            raw = safe_json.loads(line)
         except ValueError as e:
             raise AdapterError(f"{label}, line {n}: not JSON ({e.args[0] if e.args else e}).") from None
         messages, why = _messages(raw)

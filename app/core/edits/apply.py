@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import shutil
 import tempfile
 import time
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from app.core.atomic import atomic_write_text
+from app.core.atomic import atomic_write_text, describe_os_error
 from app.core.edits.plan import DELETED, NEW, FileChange
 from app.core.edits.project_path import UnsafePathError, resolve_in_project
 from app.core.edits.textfile import looks_binary, sha256_bytes
@@ -112,7 +113,10 @@ class UndoStore:
         return sorted(out, key=lambda r: r.created, reverse=True)
 
     def last_undoable(self, root: Path) -> UndoRecord | None:
-        return next((r for r in self.records(root) if r.state == "applied"), None)
+        """The newest record to undo: applied, or cut short while applying (a crash, or a disk
+        that failed while the files were being put back) with some of its files written."""
+        return next((r for r in self.records(root) if r.state == "applied"
+                     or (r.state == "applying" and _partly_applied(r))), None)
 
     def blob(self, record: UndoRecord, f: UndoFile) -> bytes:
         return (self._dir(record.id) / f.blob).read_bytes() if f.blob else b""
@@ -127,6 +131,31 @@ class UndoStore:
 
     def discard(self, record: UndoRecord) -> None:
         shutil.rmtree(self._dir(record.id), ignore_errors=True)
+
+
+def _partly_applied(record: UndoRecord) -> bool:
+    """Some file of the record holds what the apply wrote (and not what was there before)."""
+    for f in record.files:
+        try:
+            current = _read(Path(record.root) / f.path)
+        except OSError:
+            continue
+        now = sha256_bytes(current) if current is not None else None
+        if now == f.written_sha256 and now != f.original_sha256:
+            return True
+    return False
+
+
+def _read_file(path: Path) -> bytes | None:
+    """Like ``_read``, but only a regular file: reading a FIFO would wait forever, a folder fails."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                      "it is a folder now" if stat.S_ISDIR(st.st_mode) else "it is no longer a regular file")
+    return _read(path)
 
 
 def _read(path: Path) -> bytes | None:
@@ -161,9 +190,7 @@ def _missing_dirs(root: Path, target: Path) -> list[Path]:
 
 
 def _os_reason(e: OSError) -> str:
-    if e.errno == errno.ENOSPC:
-        return "the disk is full"
-    return e.strerror or str(e)
+    return describe_os_error(e)
 
 
 def apply_changes(root: Path, picks: Iterable[tuple[FileChange, Iterable[int] | None]], store: UndoStore,
@@ -190,7 +217,11 @@ def apply_changes(root: Path, picks: Iterable[tuple[FileChange, Iterable[int] | 
         if target != change.target:
             problems.append(f"{change.path} now resolves to another place ({target}); recompute the diff.")
             continue
-        current = _read(target)
+        try:
+            current = _read_file(target)
+        except OSError as e:  # a folder, a FIFO, a parent now a file... where the file was planned
+            problems.append(f"{change.path} can no longer be read ({_os_reason(e)}); recompute the diff.")
+            continue
         expected = change.original.raw if change.original is not None else None
         if current != expected:
             stale.append(change.path)
@@ -238,7 +269,7 @@ def apply_changes(root: Path, picks: Iterable[tuple[FileChange, Iterable[int] | 
             temps.append((_write_temp(change.target, data, mode), change.target))
     except OSError as e:
         for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
+            _unlink_quietly(tmp)
         for d in reversed(made_dirs):
             try:
                 d.rmdir()
@@ -254,17 +285,52 @@ def apply_changes(root: Path, picks: Iterable[tuple[FileChange, Iterable[int] | 
             if data is None:
                 change.target.unlink()
             else:
-                os.replace(by_target.pop(change.target), change.target)
+                os.replace(by_target[change.target], change.target)
+                del by_target[change.target]  # only once in place: a failed rename's temporary is removed below
             done.append(f)
     except OSError as e:
         for tmp in by_target.values():
-            tmp.unlink(missing_ok=True)
-        _restore(root, store, record, done)
-        store.discard(record)
+            _unlink_quietly(tmp)
+        _put_back(root, store, record, done, e)
+        for d in reversed(made_dirs):  # folders made for new files that were never put in place
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         raise ApplyError(f"Nothing was applied: {_os_reason(e)}. The files already written were put back.") from e
     record.state = "applied"
-    store.save(record)
+    try:
+        store.save(record)
+    except OSError as e:
+        # Without its record marked applied the change could not be undone: take it back now.
+        _put_back(root, store, record, done, e)
+        raise ApplyError(f"Nothing was applied: the undo record could not be saved ({_os_reason(e)}). "
+                         "The files already written were put back.") from e
     return record
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _put_back(root: Path, store: UndoStore, record: UndoRecord, done: list[UndoFile], cause: OSError) -> None:
+    """Undo a partial apply from its record and drop the record. If putting back fails too (a
+    disk that stays full or read-only), the record is kept as applied so that Undo can finish."""
+    try:
+        _restore(root, store, record, done)
+    except OSError as e:
+        record.state = "applied"
+        try:
+            store.save(record)
+        except OSError:
+            pass  # the record on disk says "applying": nothing more can be written now
+        raise ApplyError(f"Applying failed part-way ({_os_reason(cause)}) and putting the files back failed "
+                         f"too ({_os_reason(e)}). Use Undo once the disk is writable: "
+                         + ", ".join(f.path for f in done) + ".") from cause
+    store.discard(record)
 
 
 def _restore(root: Path, store: UndoStore, record: UndoRecord, files: Iterable[UndoFile]) -> None:
@@ -273,7 +339,12 @@ def _restore(root: Path, store: UndoStore, record: UndoRecord, files: Iterable[U
         if f.existed:
             data = store.blob(record, f)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(_write_temp(target, data, f.mode), target)
+            tmp = _write_temp(target, data, f.mode)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                _unlink_quietly(tmp)
+                raise
         else:
             target.unlink(missing_ok=True)
             for d in reversed(f.created_dirs):
@@ -290,7 +361,11 @@ def undo(store: UndoStore, record: UndoRecord, force: bool = False) -> list[str]
     root = Path(record.root)
     changed = []
     for f in record.files:
-        current = _read(root / f.path)
+        try:
+            current = _read_file(root / f.path)  # a FIFO put there since would block a plain read
+        except OSError:
+            changed.append(f.path)  # a folder or a special file now: not what the apply wrote
+            continue
         now = sha256_bytes(current) if current is not None else None
         if now != f.written_sha256 and now != f.original_sha256:
             changed.append(f.path)
@@ -303,6 +378,11 @@ def undo(store: UndoStore, record: UndoRecord, force: bool = False) -> list[str]
     except OSError as e:
         raise UndoConflict(f"Undo failed: {_os_reason(e)}. The undo record is kept; try again.", []) from e
     record.state = "undone"
-    store.save(record)
+    try:
+        store.save(record)
+    except OSError as e:
+        record.state = "applied"  # the files are back; undoing again only marks it done
+        raise UndoConflict(f"The files were put back, but the undo record could not be updated "
+                           f"({_os_reason(e)}); undo again to finish.", []) from e
     return record.paths
 

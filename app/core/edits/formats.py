@@ -27,10 +27,11 @@ DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 REPLACE_TAIL = re.compile(r"^\s*>{5,9} ?(REPLACE|UPDATED)\b.*$")
 HUNK_HEAD = re.compile(r"^@@+\s*-(\d+)(?:,(\d+))?\s+\+(\d+)(?:,(\d+))?\s*@@+.*$")
 DELETE_LINE = re.compile(r"^\s*DELETE(?: FILE)?:?\s+`?([^`\s]+)`?\s*$")
-ELIDED = re.compile(
-    r"^\s*(#|//|/\*|--|<!--|;)?\s*(\.\.\.|…)\s*"
-    r"(|.*\b(rest|existing|remaining|other|previous|unchanged|same|omitted|code)\b.*)$",
-    re.IGNORECASE)
+# Matched against the stripped line, with no two adjacent \s* (those backtrack quadratically on a
+# 200 KB line of spaces), and the words searched for separately.
+ELIDED = re.compile(r"(?:#|//|/\*|--|<!--|;)?\s*(?:\.\.\.|…)(.*)", re.DOTALL)
+ELIDED_WORDS = re.compile(r"\b(rest|existing|remaining|other|previous|unchanged|same|omitted|code)\b",
+                          re.IGNORECASE)
 _EXT = re.compile(r"\.[A-Za-z][\w+-]{0,11}$")
 _PATHCHARS = re.compile(r"^[\w.\-/\\+@]+$")
 EXTENSIONLESS = {"Makefile", "Dockerfile", "LICENSE", "Procfile", "Gemfile", "Rakefile",
@@ -81,6 +82,12 @@ def looks_like_path(s: str) -> bool:
     if base in EXTENSIONLESS:
         return True
     return bool(_EXT.search(base)) and any(c.isalpha() for c in base.split(".")[0] or "x")
+
+
+def is_elided(line: str) -> bool:
+    """Whether a line of code says code was left out: ``...``, ``# ... rest unchanged``."""
+    m = ELIDED.fullmatch(line.strip())
+    return m is not None and (not m.group(1).strip() or ELIDED_WORDS.search(m.group(1)) is not None)
 
 
 def path_from_line(line: str) -> str | None:
@@ -208,7 +215,7 @@ class _Parser:
         elif lang in DIFF_LANGS or _looks_like_udiff(body):
             self._udiff(body, path, i + 2)
         elif path:
-            elided = [i + 2 + k for k, b in enumerate(body) if ELIDED.match(b)]
+            elided = [i + 2 + k for k, b in enumerate(body) if is_elided(b)]
             self.out.edits.append(FileEdit(path, "whole", "whole file", lines=body, answer_line=i + 1,
                                            elided=elided, guessed=guessed))
         return j + 1
@@ -276,6 +283,10 @@ class _Parser:
                     return None
                 e = FileEdit(old_path, "delete", "unified diff", answer_line=line_no)
             elif old_path == "/dev/null":
+                if not new_path:
+                    self.problem(f"The diff at answer line {line_no} creates a file but names none.", None,
+                                 line_no)
+                    return None
                 e = FileEdit(new_path, "whole", "unified diff", answer_line=line_no, create=True)
             elif new_path or old_path:
                 e = FileEdit(new_path or old_path, "replace", "unified diff", answer_line=line_no)
@@ -299,7 +310,8 @@ class _Parser:
                     current = start_file(line_no)
                 hunk = None
                 if current is not None and current.kind != "delete":
-                    hunk = Replacement([], [], hint_line=int(m.group(1)), answer_line=line_no)
+                    hunk = Replacement([], [], hint_line=_line_number(m.group(1)),
+                                       answer_line=line_no)
                     if current.kind == "replace":
                         current.replacements.append(hunk)
                 k += 1
@@ -322,6 +334,11 @@ class _Parser:
                              e.path, e.answer_line)
         self.out.edits = [e for e in self.out.edits
                           if not (e.kind == "replace" and e.fmt == "unified diff" and not e.replacements)]
+
+
+def _line_number(digits: str) -> int | None:
+    """A hunk header's line number, only a hint: none for 5,000 digits (``int`` refuses those)."""
+    return int(digits) if len(digits) <= 12 else None
 
 
 def _diff_path(s: str) -> str | None:

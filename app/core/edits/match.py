@@ -53,8 +53,19 @@ def _reindent(search: list[str], found: list[str], replace: list[str]) -> list[s
 
 
 def _find_all(file_keys: list[str], search_keys: list[str]) -> list[int]:
-    n = len(search_keys)
-    return [i for i in range(len(file_keys) - n + 1) if file_keys[i:i + n] == search_keys]
+    """Every start of ``search_keys`` in ``file_keys``; ``list.index`` finds the candidates, so a
+    20,000-line file and 2,000 hunks do not copy a slice at every line for every hunk."""
+    n, out, i = len(search_keys), [], 0
+    last = len(file_keys) - n
+    while i <= last:
+        try:
+            i = file_keys.index(search_keys[0], i, last + 1)
+        except ValueError:
+            break
+        if file_keys[i:i + n] == search_keys:
+            out.append(i)
+        i += 1
+    return out
 
 
 def _level(file_lines: list[str], search: list[str], key: Callable[[str], str],
@@ -66,13 +77,17 @@ def _level(file_lines: list[str], search: list[str], key: Callable[[str], str],
         if not sk:
             return []
         return [(idx[p], idx[p + len(sk) - 1] + 1) for p in _find_all(fk, sk)]
-    fk = [key(f) for f in file_lines]
+    fk = file_lines if key is _same else [key(f) for f in file_lines]
     sk = [key(s) for s in search]
     return [(p, p + len(sk)) for p in _find_all(fk, sk)]
 
 
+def _same(s: str) -> str:
+    return s
+
+
 LEVELS: list[tuple[Callable[[str], str], bool, bool]] = [
-    (lambda s: s, False, False),
+    (_same, False, False),
     (lambda s: s.rstrip(), False, False),
     (lambda s: s.strip(), False, True),
     (lambda s: s.strip(), True, True),
@@ -114,22 +129,34 @@ def find_block(file_lines: list[str], search: list[str], replace: list[str], wha
     raise MatchError(_no_match_message(file_lines, search, what))
 
 
+CLOSEST_LINES = 6        # the closest place is sought for the first lines of the block only...
+CLOSEST_LINE_CHARS = 200  # ...each cut to this: a character diff of whole 200 KB blocks never ends
+
+
 def _no_match_message(file_lines: list[str], search: list[str], what: str) -> str:
     n = len(search)
-    target = "\n".join(s.strip() for s in search)
+    k = min(n, CLOSEST_LINES)
+    cut = [f.strip()[:CLOSEST_LINE_CHARS] for f in file_lines]
+    # The block is the fixed side, so its character index is built once, not once per window.
+    sm = difflib.SequenceMatcher(None, "", "\n".join(s.strip()[:CLOSEST_LINE_CHARS] for s in search[:k]),
+                                 autojunk=False)
     best, best_at = 0.0, -1
     for i in range(max(1, len(file_lines) - n + 1)):
-        window = "\n".join(f.strip() for f in file_lines[i:i + n])
-        sm = difflib.SequenceMatcher(None, target, window, autojunk=False)
+        sm.set_seq1("\n".join(cut[i:i + k]))
         if sm.real_quick_ratio() <= best or sm.quick_ratio() <= best:
             continue
         r = sm.ratio()
         if r > best:
             best, best_at = r, i
-    shown = "\n".join(f"  {s}" for s in search[:6]) + ("\n  …" if n > 6 else "")
+    shown = "\n".join(f"  {_short(s)}" for s in search[:6]) + ("\n  …" if n > 6 else "")
     msg = f"{what} does not match the file. It looks for:\n{shown}"
     if best_at >= 0 and best >= 0.5:
         msg += (f"\nClosest are lines {best_at + 1}-{min(best_at + n, len(file_lines))} "
                 f"({best:.0%} alike):\n"
-                + "\n".join(f"  {f}" for f in file_lines[best_at:best_at + min(n, 6)]))
+                + "\n".join(f"  {_short(f)}" for f in file_lines[best_at:best_at + min(n, 6)]))
     return msg
+
+
+def _short(line: str) -> str:
+    """A line as shown in a message: a 200 KB line would bury the message."""
+    return line if len(line) <= CLOSEST_LINE_CHARS else line[:CLOSEST_LINE_CHARS] + " …"

@@ -11,6 +11,7 @@ lives); a definition the file does not have yet goes after the previous one plac
 
 from __future__ import annotations
 
+import functools
 import re
 
 DEF = re.compile(
@@ -25,7 +26,10 @@ def _indent(s: str) -> int:
     return len(s) - len(s.lstrip())
 
 
+@functools.lru_cache(maxsize=65536)
 def _def_at(line: str) -> tuple[int, str, str] | None:
+    """(indent, kind, name) of a definition header; cached, as ``_find_def`` rescans the file once
+    per definition of the block."""
     m = DEF.match(line)
     return (len(m.group(1)), m.group(2), m.group(3)) if m else None
 

@@ -21,6 +21,36 @@ from app.core.edits.textfile import TextFile, UneditableFileError, assemble, spl
 MODIFIED, NEW, DELETED = "modified", "new", "deleted"
 
 
+EXACT_DIFF_CELLS = 2_500_000  # above len(old) * len(new) this, frequent lines stop anchoring the diff
+
+
+def line_opcodes(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """``SequenceMatcher.get_opcodes`` for two files' lines, in time that stays sane.
+
+    Without autojunk, a line that repeats thousands of times (blank lines, ``}``) makes the diff
+    quadratic: minutes for a 20,000-line file, even against itself. So the common head and tail
+    are cut off first (the usual whole-file answer changes a few places), and a middle too big
+    for the exact diff lets ``autojunk`` skip the most frequent lines: the hunks are then less
+    minimal, never wrong.
+    """
+    n = min(len(old), len(new))
+    pre = 0
+    while pre < n and old[pre] == new[pre]:
+        pre += 1
+    suf = 0
+    while suf < n - pre and old[len(old) - 1 - suf] == new[len(new) - 1 - suf]:
+        suf += 1
+    a, b = old[pre:len(old) - suf], new[pre:len(new) - suf]
+    out = [("equal", 0, pre, 0, pre)] if pre else []
+    if a or b:
+        exact = len(a) * len(b) <= EXACT_DIFF_CELLS
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=not exact).get_opcodes():
+            out.append((tag, i1 + pre, i2 + pre, j1 + pre, j2 + pre))
+    if suf:
+        out.append(("equal", len(old) - suf, len(old), len(new) - suf, len(new)))
+    return out
+
+
 @dataclass(frozen=True)
 class Hunk:
     """One contiguous change: old lines [old_start, old_end) become ``new`` (0-based)."""
@@ -54,7 +84,7 @@ class FileChange:
     def __post_init__(self) -> None:
         old = self.original.contents if self.original else []
         new = self.new_lines or []
-        self._opcodes = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+        self._opcodes = line_opcodes(old, new)
         hunks = []
         for tag, i1, i2, j1, j2 in self._opcodes:
             if tag != "equal":
@@ -173,6 +203,16 @@ def _apply_edit(edit: FileEdit, cur: list[str] | None, path: str, problems: list
     return lines, False
 
 
+def _unsavable_line(lines: list[str] | None) -> int | None:
+    """The 1-based line holding a character UTF-8 cannot encode (a lone surrogate), if any."""
+    for n, line in enumerate(lines or [], 1):
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            return n
+    return None
+
+
 def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | None = None) -> ChangeSet:
     """Every change an answer proposes for files under ``root``, ready to review. Reads only.
 
@@ -197,7 +237,13 @@ def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | Non
     for rel in order:
         target, edits = by_path[rel]
         original = None
-        if target.exists() or target.is_symlink():
+        try:
+            # exists() raises, not answers False, for a name too long and the like.
+            present = target.exists() or target.is_symlink()
+        except OSError as e:
+            cs.problems.append(EditProblem(f"Could not use {rel}: {e.strerror or e}.", rel))
+            continue
+        if present:
             try:
                 original = TextFile.read(target, rel)
             except UneditableFileError as e:
@@ -214,6 +260,12 @@ def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | Non
             if deleted:
                 cur = None
         sources = sorted({e.fmt for e in edits})
+        bad = _unsavable_line(cur)
+        if bad is not None:
+            cs.problems.append(EditProblem(
+                f"The answer's new content for {rel} has a broken character (a lone surrogate) on its line "
+                f"{bad}, which cannot be saved as UTF-8; that change was not used.", rel))
+            continue
         if deleted and original is not None:
             cs.changes.append(FileChange(rel, target, DELETED, original, None, sources, warnings))
         elif cur is None:

@@ -29,6 +29,9 @@ def normalise(requested: str) -> str:
         raise UnsafePathError("An edit named no file.")
     if "\x00" in p:
         raise UnsafePathError(f"Refused the path {raw!r}: it contains a NUL character.")
+    if any("\ud800" <= c <= "\udfff" for c in p):
+        raise UnsafePathError(f"Refused the path {raw!r}: it contains a broken character (a lone surrogate), "
+                              "which no file name can hold.")
     if p.startswith("/") or _DRIVE.match(p):
         raise UnsafePathError(f"Refused the absolute path {raw!r}: edits may only name files inside the project.")
     while p.startswith("./"):
@@ -47,7 +50,10 @@ def resolve_in_project(root: Path, requested: str) -> tuple[str, Path]:
     """(clean relative path, absolute real path to write) for a path the model named."""
     rel = normalise(requested)
     real_root = Path(root).resolve()
-    target = (real_root / rel).resolve()  # follows symlinks of the parts that exist
+    try:
+        target = (real_root / rel).resolve()  # follows symlinks of the parts that exist
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symbolic link loop
+        raise UnsafePathError(f"Refused the path {requested!r}: it cannot be resolved ({e}).") from None
     if target != real_root and real_root not in target.parents:
         raise UnsafePathError(
             f"Refused the path {requested!r}: it resolves to {target}, outside the project "

@@ -11,6 +11,7 @@ inclusive and always match the file as read.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from itertools import accumulate
@@ -21,6 +22,7 @@ from app.core.index.syntax import FoundDefinition, find_definitions, source_line
 
 MAX_CHUNK_TOKENS = 224      # the window is 256; the rest is for the path/symbol header
 WINDOW_LINES = 40
+MAX_NESTING = 32      # definitions nested deeper are cut by windows (no recursion per level)
 OVERLAP_LINES = 8
 
 _WORDISH = re.compile(r"\w+|[^\w\s]")
@@ -134,7 +136,8 @@ class _Cutter:
             start -= 1
         return start
 
-    def gaps(self, a: int, b: int, defs: list[FoundDefinition], symbol: str, context: str) -> None:
+    def gaps(self, a: int, b: int, defs: list[FoundDefinition], symbol: str, context: str,
+             depth: int = 0) -> None:
         """Cover a..b: definitions by ``definition`` (small neighbours packed into one chunk up
         to the budget, so a class of one-line methods is not forty crumbs), the text between
         them by windows."""
@@ -155,22 +158,24 @@ class _Cutter:
                 self.emit(start, defs[j].end, ", ".join(x.symbol for x in group if x.symbol), kind, context)
                 pos, i = max(pos, defs[j].end + 1), j + 1
             else:
-                self.definition(d, start)
+                self.definition(d, start, depth)
                 pos, i = max(pos, d.end + 1), i + 1
         if pos <= b:
             self.windows(pos, b, symbol, "window", context)
 
-    def definition(self, d: FoundDefinition, start: int) -> None:
-        """A definition too big for one chunk (``start`` includes its leading comments)."""
+    def definition(self, d: FoundDefinition, start: int, depth: int = 0) -> None:
+        """A definition too big for one chunk (``start`` includes its leading comments). Below
+        ``MAX_NESTING`` levels (a generated file, 5,000 nested classes) it is cut by windows: each
+        level costs stack frames, and the recursion limit must not cost the file."""
         signature = self.lines.lines[d.start].strip()
         grammar = GRAMMARS[self.language]
-        inner = [x for x in _nested(d.node, grammar, d.symbol) if x.start > d.start]
+        inner = [] if depth >= MAX_NESTING else [x for x in _nested(d.node, grammar, d.symbol) if x.start > d.start]
         if inner:
             # the header (class line, docstring, fields) up to the first method, then the methods
             head_end = self.lead(d.start + 1, inner[0].start) - 1
             if head_end >= start:
                 self.windows(start, head_end, d.symbol, d.kind, signature, True)
-            self.gaps(head_end + 1, d.end, inner, d.symbol, signature)
+            self.gaps(head_end + 1, d.end, inner, d.symbol, signature, depth + 1)
         else:
             self.windows(start, d.end, d.symbol, d.kind, signature, start == d.start)
 
@@ -190,9 +195,15 @@ def chunk_file(path: str, text: str, language: str,
     last = len(lines) - 1
     parser = parser_for(language)
     if parser is not None:
-        tree = parser.parse(text.encode("utf-8", "surrogatepass"))
-        defs = find_definitions(tree.root_node, GRAMMARS[language])
-        cut.gaps(0, last, defs, "", "")
+        try:
+            tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+            defs = find_definitions(tree.root_node, GRAMMARS[language])
+            cut.gaps(0, last, defs, "", "")
+        except Exception:  # noqa: BLE001 - a chunker bug must cost this file its structure, not the project
+            logging.getLogger(__name__).warning("chunking %r by its syntax failed; cut by lines", path,
+                                                exc_info=True)
+            cut = _Cutter(path, language, lines, max_tokens, count_tokens)
+            cut.windows(0, last, "", "window")
     elif language == "markdown":
         starts = [i for i, ln in enumerate(lines.lines) if _HEADING.match(ln)]
         bounds = sorted({0, *starts})

@@ -23,7 +23,8 @@ import numpy as np
 from app.core.index.chunk import chunk_file
 from app.core.index.rank import RankWeights, fuse
 from app.core.index.store import IndexStore, StoredChunk
-from app.core.index.walk import SourceFile, walk_project
+from app.core.index.walk import MAX_FILE_BYTES, SourceFile, read_regular, walk_project
+from app.core.atomic import describe_os_error, disk_full_at
 from app.core.errors import UserError
 
 EMBED_BATCH = 32
@@ -34,10 +35,25 @@ class IndexDiskFull(UserError):
     """The disk holding the index filled up; what was indexed before is kept."""
 
 
+class IndexWriteError(UserError):
+    """The index could not be written (a read-only or failing disk); what was indexed before is kept."""
+
+
 def _disk_full(e: BaseException) -> bool:
     if isinstance(e, sqlite3.OperationalError):
         return "full" in str(e)
     return isinstance(e, OSError) and e.errno == errno.ENOSPC
+
+
+def _write_failed(e: BaseException, directory: Path) -> UserError:
+    """The user's message for a write fault of the index (raised ``from`` the original)."""
+    if _disk_full(e) or (isinstance(e, sqlite3.OperationalError) and "disk i/o" in str(e).lower()
+                         and disk_full_at(directory)):
+        return IndexDiskFull(f"The disk holding the project index is full ({directory}). Free some "
+                             "space, then Update index: what was indexed so far is kept.")
+    why = describe_os_error(e) if isinstance(e, OSError) else str(e)
+    return IndexWriteError(f"The project index could not be written ({directory}): {why}. What was "
+                           "indexed so far is kept; Update index again once the disk is writable.")
 
 
 class TextEmbedder(Protocol):
@@ -120,7 +136,10 @@ class ProjectIndex:
     def __init__(self, root: Path, index_dir: Path, embedder: TextEmbedder, dim: int = 384):
         self.root = Path(root).resolve()
         self.embedder = embedder
-        self.store = IndexStore(index_dir, embedder.model_id, dim)
+        try:
+            self.store = IndexStore(index_dir, embedder.model_id, dim)
+        except (sqlite3.OperationalError, OSError) as e:
+            raise _write_failed(e, Path(index_dir)) from e
 
     @property
     def notices(self) -> list[str]:
@@ -132,12 +151,10 @@ class ProjectIndex:
         watcher's paths only say *that* something changed): unchanged files cost a stat."""
         try:
             return self._update(progress, cancelled)
-        except (sqlite3.OperationalError, OSError) as e:
-            if _disk_full(e):
-                raise IndexDiskFull(
-                    f"The disk holding the project index is full ({self.store.directory}). Free some "
-                    "space, then Update index: what was indexed so far is kept.") from e
+        except UserError:
             raise
+        except (sqlite3.OperationalError, OSError) as e:
+            raise _write_failed(e, self.store.directory) from e
 
     def _update(self, progress: Callable[[IndexProgress], None], cancelled: Callable[[], bool]) -> IndexStats:
         t0 = time.monotonic()
@@ -159,10 +176,13 @@ class ProjectIndex:
                 progress(IndexProgress("scanning", i, len(todo), self.store.chunk_count()))
             row = known.get(f.path)
             if row is None or row.size != f.size or row.mtime_ns != f.mtime_ns:
-                try:
-                    raw = (self.root / f.path).read_bytes()  # at most 1 MB (the walker's limit)
+                try:  # the file may have changed since the walk: read what is there, as the walker would
+                    raw = read_regular(self.root / f.path, MAX_FILE_BYTES + 1)
                 except OSError:
                     stats.skipped["unreadable"] += 1
+                    continue
+                if len(raw) > MAX_FILE_BYTES:
+                    stats.skipped["over 1 MB"] += 1
                     continue
                 sha = hashlib.sha256(raw).hexdigest()
                 if row is None or row.sha256 != sha:
@@ -222,7 +242,9 @@ class ProjectIndex:
     def search(self, query: str, k: int = 10, weights: RankWeights = RankWeights(),
                mode: str = "hybrid") -> list[Hit]:
         """The best ``k`` chunks for ``query``: "hybrid" (the shipped ranking), "dense" or "bm25"."""
-        query = query.strip()
+        # bytes that are not UTF-8 (a command-line argument) arrive as lone surrogates, which
+        # the tokenizer and SQLite refuse: they match nothing anyway
+        query = query.encode("utf-8", "replace").decode("utf-8").strip()
         if not query:
             return []
         n = max(k, CANDIDATES)

@@ -116,6 +116,13 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
+def _disk_fault(e: sqlite3.DatabaseError) -> bool:
+    """An error of the disk or of another user of the file, not damage to the database."""
+    text = str(e).lower()
+    return isinstance(e, sqlite3.OperationalError) and any(
+        w in text for w in ("full", "readonly", "read-only", "disk i/o error", "unable to open", "locked", "busy"))
+
+
 def _ehash(chunk: Chunk) -> str:
     return hashlib.sha1(chunk.embed_text().encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -164,6 +171,8 @@ class IndexStore:
                 db.close()
             except Exception:  # noqa: BLE001 - closing a broken handle may fail too
                 pass
+            if _disk_fault(e):
+                raise  # a full, read-only or busy disk: the index itself is fine, never set it aside
             self._set_aside(str(e))
             db, version = self._connect(), None
         if version is not None and version != str(SCHEMA_VERSION):

@@ -28,9 +28,11 @@ class FoundDefinition:
 
 def source_lines(text: str) -> list[str]:
     """A file's lines as editors number them: split on ``\n`` only (tree-sitter's rows), a
-    trailing ``\r`` dropped, and no extra empty line after the final newline."""
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-    if len(lines) > 1 and lines[-1] == "":
+    trailing ``\r`` dropped, and no extra empty line after the final newline (a lone ``\r``
+    after it is a row of tree-sitter's, so it stays a line)."""
+    raw = text.split("\n")
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in raw]
+    if len(raw) > 1 and raw[-1] == "":
         lines.pop()
     return lines
 

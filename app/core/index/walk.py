@@ -10,6 +10,8 @@ skipped are kept so the Project panel can say why a file is missing.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +76,34 @@ class WalkResult:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
 
 
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def read_regular(path: Path | str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, which must be a regular file, not a link. Opened
+    without following links and without blocking: a file may turn into a FIFO (open would wait
+    for a writer forever) or a link to /dev/zero (read would fill memory) between the walk and
+    the read. Raises OSError otherwise."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        parts, left = [], limit
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 20))
+            if not b:
+                break
+            parts.append(b)
+            left -= len(b)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def _is_binary(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
+        head = read_regular(path, SNIFF_BYTES)
     except OSError:
         return True
     return b"\0" in head
@@ -91,8 +117,8 @@ class _Ignores:
 
     def load(self, root: Path, rel_dir: str) -> None:
         f = root / rel_dir / ".gitignore"
-        try:
-            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:  # a regular file only, as git (a FIFO or a link to /dev/zero must not hang the walk)
+            lines = read_regular(f, MAX_FILE_BYTES).decode("utf-8", "replace").splitlines()
         except OSError:
             return
         prefix = f"{rel_dir}/" if rel_dir else ""
@@ -108,6 +134,25 @@ class _Ignores:
             if res.include is not None:
                 verdict = bool(res.include)
         return verdict
+
+
+ODD_NAME = "name not UTF-8 or with control characters"
+# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines and Qt
+# break lines at \x85, \u2028 and \u2029 too)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def odd_name(name: str) -> bool:
+    """A name that cannot be stored or cited as text: bytes that are not UTF-8 (Python keeps them
+    as lone surrogates, which SQLite refuses) or control characters (a newline splits a citation
+    over two lines). Such a file costs itself, never the project."""
+    if _CONTROL.search(name):
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def walk_project(root: Path, max_bytes: int = MAX_FILE_BYTES, any_text: bool = False,
@@ -130,7 +175,9 @@ def walk_project(root: Path, max_bytes: int = MAX_FILE_BYTES, any_text: bool = F
         keep = []
         for d in sorted(dirnames):
             rel = f"{rel_dir}/{d}" if rel_dir else d
-            if (d in SKIP_DIRS or (not rel_dir and d in ROOT_SKIP_DIRS) or d.endswith(".egg-info")
+            if odd_name(d):
+                out.skipped[ODD_NAME] += 1
+            elif (d in SKIP_DIRS or (not rel_dir and d in ROOT_SKIP_DIRS) or d.endswith(".egg-info")
                     or os.path.islink(os.path.join(dirpath, d))):
                 out.skipped["skipped folder"] += 1
             elif ignores.ignored(rel, True):
@@ -143,6 +190,9 @@ def walk_project(root: Path, max_bytes: int = MAX_FILE_BYTES, any_text: bool = F
         for name in sorted(filenames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             p = Path(dirpath) / name
+            if odd_name(name):
+                out.skipped[ODD_NAME] += 1
+                continue
             if ignores.ignored(rel, False):
                 out.skipped["ignored"] += 1
                 continue

@@ -30,8 +30,10 @@ HOME_MARK = "~"
 
 # Shapes of credentials that must never reach a training file. Deliberately broad: losing a
 # few characters of an example costs nothing; shipping a key costs a lot.
+# Private key blocks: _drop_private_keys (a lazy ".*?" retried from each BEGIN is quadratic).
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 _SECRET_PATTERNS = [
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"\b(?:sk|pk|rk)-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_\-]{16,}"),  # OpenAI, Stripe, Anthropic
     re.compile(r"\btvly-[A-Za-z0-9_\-]{12,}"),                                      # Tavily
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),                                    # GitHub
@@ -42,13 +44,33 @@ _SECRET_PATTERNS = [
     re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),                                       # Google API key
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9_\-\.=]{16,}"),
 ]
-# name = "value" where the name says it is a secret: keep the name, drop the value.
-_ASSIGNED_SECRET = re.compile(
-    r"""(?ix)
-    (\b[\w\-]*(?:api[_\-]?key|secret|token|passw(?:or)?d|passwd|credential|private[_\-]?key)[\w\-]*
-     ["']?\s*[:=]\s*)
+# name = "value" where the name says it is a secret: keep the name, drop the value. The name is
+# matched as a whole run of word characters and hyphens and then searched for the secret word:
+# one pattern that looked for the word inside the run retried every position of it, and a
+# 40 kB "a-a-a-…" in a chat took a minute to export (quadratic).
+_ASSIGNMENT = re.compile(
+    r"""(?x)
+    ((?<![\w\-])[\w\-]++["']?\s*[:=]\s*)
     (["'])([^"'\n]{6,})\2
     """)
+_SECRET_NAME = re.compile(r"(?i)api[_\-]?key|secret|token|passw(?:or)?d|passwd|credential|private[_\-]?key")
+
+
+def _drop_private_keys(text: str) -> str:
+    """Each BEGIN … END private key block replaced, in one pass: with no END after a BEGIN,
+    none after a later BEGIN either."""
+    out, pos = [], 0
+    while (begin := _KEY_BEGIN.search(text, pos)) and (end := _KEY_END.search(text, begin.end())):
+        out += [text[pos:begin.start()], SECRET_MARK]
+        pos = end.end()
+    return "".join(out) + text[pos:]
+
+
+def _scrub_assignment(m: re.Match) -> str:
+    name = m.group(1)
+    if not _SECRET_NAME.search(name):
+        return m.group(0)
+    return f"{name}{m.group(2)}{SECRET_MARK}{m.group(2)}"
 
 
 def _home_patterns(home: str | None) -> list[re.Pattern]:
@@ -86,9 +108,10 @@ class Scrubber:
     def __call__(self, text: str) -> str:
         for key in self.keys:
             text = text.replace(key, SECRET_MARK)
+        text = _drop_private_keys(text)
         for pat in _SECRET_PATTERNS:
             text = pat.sub(SECRET_MARK, text)
-        text = _ASSIGNED_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{SECRET_MARK}{m.group(2)}", text)
+        text = _ASSIGNMENT.sub(_scrub_assignment, text)
         for pat in self._homes:
             text = pat.sub(HOME_MARK, text)
         return text

@@ -18,6 +18,7 @@ for every repository, so this module speaks it directly with the standard librar
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from app.core.net.policy import OfflineError, require_online
+from app.core.atomic import describe_os_error
 from app.core.errors import UserError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -162,7 +164,11 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, expected_
     progress = progress or (lambda *_: None)
     cancelled = cancelled or (lambda: False)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"Cannot create the folder {dest.parent}: {describe_os_error(e)}. "
+                            "Nothing was downloaded.") from None
     remote = remote_file(url, timeout)
     sha = (expected_sha256 or remote.sha256 or "").lower()
     if expected_sha256 and remote.sha256 and remote.sha256 != expected_sha256.lower():
@@ -189,7 +195,11 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, expected_
             raise DownloadError(f"Not enough disk space for {dest.name}: it needs "
                                 f"{(size - start) / 1e9:.1f} GB more and {free / 1e9:.1f} GB is free "
                                 f"in {dest.parent}.")
-    meta.write_text(json.dumps(want))
+    try:
+        meta.write_text(json.dumps(want))
+    except OSError as e:
+        raise DownloadError(f"Cannot write {meta}: {describe_os_error(e)}. Nothing more was downloaded; "
+                            f"{_retry_advice(e)} and download again.") from None
 
     hasher = hashlib.sha256()
     if start:
@@ -250,8 +260,9 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, expected_
                     f"The connection broke after {done / 1e6:,.1f} MB of {dest.name} ({_why(e) or type(e).__name__}). "
                     "Download again to resume.") from None
             except OSError as e:
-                raise DownloadError(f"Cannot write {part}: {e.strerror or e}. "
-                                    f"{done / 1e6:,.1f} MB are kept; free some space and resume.") from None
+                raise DownloadError(f"Cannot write {part}: {describe_os_error(e)}. "
+                                    f"{done / 1e6:,.1f} MB are kept; {_retry_advice(e)} and download "
+                                    "again to resume.") from None
 
     if size is not None and done != size:
         raise DownloadInterrupted(f"{dest.name} ended early: {done:,} of {size:,} bytes. "
@@ -263,8 +274,20 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, expected_
         raise VerificationError(f"{dest.name} failed verification: its SHA-256 is {hasher.hexdigest()}, "
                                 f"the published one is {sha}. The corrupt file was deleted; "
                                 "download it again.")
-    os.replace(part, dest)
-    meta.unlink(missing_ok=True)
+    try:
+        os.replace(part, dest)
+    except OSError as e:
+        raise DownloadError(f"{dest.name} was downloaded and verified but could not be put in place: "
+                            f"{describe_os_error(e)}. It is kept; {_retry_advice(e)} and download again "
+                            "to finish (nothing is downloaded twice).") from None
+    try:
+        meta.unlink(missing_ok=True)
+    except OSError:
+        pass  # a stale note beside no partial: the next download of this file starts over
     progress(done, size or done, "Done")
     return dest
+
+
+def _retry_advice(e: OSError) -> str:
+    return "free some space" if e.errno == errno.ENOSPC else "check the disk"
 

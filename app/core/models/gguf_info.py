@@ -67,6 +67,7 @@ GGML_TYPE_SIZES: dict[int, tuple[int, int]] = {
 # Arrays longer than this are skipped over, not kept (the tokenizer's vocabulary is ~50k-150k
 # strings and nobody here needs it).
 _KEEP_ARRAY_MAX = 64
+_MAX_ARRAY_DEPTH = 16
 
 
 class GGUFError(UserError, ValueError):
@@ -122,8 +123,10 @@ class GGUFInfo:
 
     @property
     def context_length(self) -> int | None:
-        v = self.arch_value("context_length")
-        return int(v) if v is not None else None
+        v = self.arch_value("context_length")  # any type in a damaged file: only a number counts
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            return None
+        return int(v)
 
 
 def read_gguf_info(path: Path | str) -> GGUFInfo:
@@ -182,32 +185,41 @@ class _Reader:
             raise EOFError
         self.f.seek(n, os.SEEK_CUR)
 
-    def value(self, vtype: int) -> Any:
+    def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALAR_FORMATS:
             return self.unpack(_SCALAR_FORMATS[vtype])
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
+            _check_depth(depth)
             etype = self.unpack("<I")
             count = self.unpack("<Q")
             if count > _KEEP_ARRAY_MAX:
-                self.skip_array(etype, count)
+                self.skip_array(etype, count, depth + 1)
                 return _SkippedArray(etype, count)
-            return [self.value(etype) for _ in range(count)]
+            return [self.value(etype, depth + 1) for _ in range(count)]
         raise ValueError(f"unknown metadata value type {vtype}")
 
-    def skip_array(self, etype: int, count: int) -> None:
+    def skip_array(self, etype: int, count: int, depth: int = 0) -> None:
         if etype in _SCALAR_FORMATS:
             self.skip(struct.calcsize(_SCALAR_FORMATS[etype]) * count)
         elif etype == _STRING:
             for _ in range(count):
                 self.skip(self.unpack("<Q"))
         elif etype == _ARRAY:
+            _check_depth(depth)
             for _ in range(count):
                 inner = self.unpack("<I")
-                self.skip_array(inner, self.unpack("<Q"))
+                self.skip_array(inner, self.unpack("<Q"), depth + 1)
         else:
             raise ValueError(f"unknown metadata array type {etype}")
+
+
+def _check_depth(depth: int) -> None:
+    """Real files nest arrays one deep; thousands of levels would exhaust Python's stack
+    (a RecursionError, not a message)."""
+    if depth >= _MAX_ARRAY_DEPTH:
+        raise ValueError(f"arrays nested more than {_MAX_ARRAY_DEPTH} deep")
 
 
 @dataclass(frozen=True)
@@ -289,7 +301,9 @@ FILE_TYPES = {
 
 def quantization(info: GGUFInfo) -> str:
     ft = info.metadata.get("general.file_type")
-    return FILE_TYPES.get(ft, f"type {ft}") if ft is not None else "unknown"
+    if ft is None:
+        return "unknown"
+    return FILE_TYPES.get(ft, f"type {ft}") if isinstance(ft, int) else f"type {ft}"  # a list is unhashable
 
 
 def parameter_count(info: GGUFInfo) -> int:

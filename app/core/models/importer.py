@@ -15,6 +15,7 @@ from app.core.models.catalog import CatalogEntry
 from app.core.models.gguf_info import (GGUFError, GGUFInfo, human_params, parameter_count,
                                        quantization, read_gguf_info)
 from app.core.models.registry import InstalledModel, ModelRegistry
+from app.core.atomic import describe_os_error
 from app.core.errors import UserError
 
 # Text-generation architectures of the llama.cpp built here that we offer to load. Files of
@@ -134,14 +135,32 @@ def import_gguf(src: Path | str, registry: ModelRegistry, mode: str = "copy",
                 os.fsync(fout.fileno())
             inspect_gguf(part)  # the copy is whole
             os.replace(part, target)
-        except BaseException:
-            part.unlink(missing_ok=True)
+        except BaseException as e:
+            _unlink_quietly(part)
+            if isinstance(e, OSError):
+                raise ModelImportError(f"Could not copy {src.name} into {registry.dir}: {describe_os_error(e)}. "
+                                       "Nothing was added; import it again once the disk has room "
+                                       "or is writable.") from e
             raise
     model = InstalledModel(
         id=registry.unique_id(_slug(summary.name)), name=summary.name, path=str(target),
         size=summary.size, source=mode, architecture=summary.architecture,
         quantization=summary.quantization, parameters=summary.parameters)
-    return registry.add(model)
+    try:
+        return registry.add(model)
+    except OSError as e:
+        if mode == "copy":  # an unlisted copy would only take space, and the next import would copy again
+            _unlink_quietly(target)
+        raise ModelImportError(f"Could not add {src.name} to the list of models ({registry.dir}): "
+                               f"{describe_os_error(e)}. Nothing was added; import it again once the disk "
+                               "has room or is writable.") from e
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def install_from_catalog(entry: CatalogEntry, registry: ModelRegistry, progress: Progress | None = None,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from app.core.net.policy import require_online
 from app.core.web.search import describe_network_error, raise_if_offline
 from app.core.errors import UserError
+from app.core import safe_json
 
 if TYPE_CHECKING:
     from app.core.settings import DirectorSettings
@@ -138,7 +139,7 @@ class Director:
     def _status_message(self, e: urllib.error.HTTPError) -> str:
         detail = ""
         try:
-            err = json.loads(e.read(20_000) or b"{}")
+            err = safe_json.loads(e.read(20_000) or b"{}")
             inner = err.get("error") if isinstance(err, dict) else None
             detail = str(inner.get("message") if isinstance(inner, dict) else inner or "")
         except (ValueError, OSError, AttributeError):
@@ -161,7 +162,7 @@ class Director:
             raise DirectorError(f"The review director sent more than {MAX_ANSWER_BYTES // 1_000_000} MB; "
                                 "that is not a chat answer.")
         try:
-            data = json.loads(raw)
+            data = safe_json.loads(raw, max_bytes=MAX_ANSWER_BYTES)
             content = data["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise DirectorError(f"The review director's answer ({self.host}) is not OpenAI-compatible chat JSON "

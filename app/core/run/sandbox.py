@@ -60,6 +60,7 @@ from app.core.run.bootstrap import BOOTSTRAP
 from app.core.run.result import OPEN, PYTHON_GUARD, RunResult, SandboxLimits
 from app.no_telemetry import NO_TELEMETRY
 from app.core.errors import UserError
+from app.core import safe_json
 
 SHELL_NOT_CONFIRMED = "Shell code runs only after you confirm it."
 
@@ -354,7 +355,7 @@ def _run(argv: list[str], language: str, root: Path, home: Path, tmp: Path, limi
             pipe.close()
 
     try:
-        status = json.loads(status_raw.decode() or "{}")
+        status = safe_json.loads(status_raw.decode() or "{}")
     except ValueError:
         status = {}
     if status.get("error") == "no-netns-for-shell":

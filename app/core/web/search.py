@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from app.core.net.policy import OfflineError, require_online
 from app.core.errors import UserError
+from app.core import safe_json
 
 DUCKDUCKGO_URL = "https://html.duckduckgo.com/html/"  # the endpoint ddgs's duckduckgo engine posts to
 TAVILY_URL = "https://api.tavily.com"
@@ -325,7 +326,7 @@ class TavilyProvider:
         if truncated:
             raise SearchError(f"Tavily sent more than {MAX_JSON_BYTES // 1_000_000} MB; that is not a search answer.")
         try:
-            data = json.loads(raw)
+            data = safe_json.loads(raw, max_bytes=MAX_JSON_BYTES)
             items = data.get("results") or []
         except (ValueError, AttributeError):
             raise SearchError("Tavily's answer was not the JSON it documents; try again later.") from None
@@ -344,7 +345,7 @@ class TavilyProvider:
             return "The Tavily plan's search credits are used up; see your Tavily account, or switch the provider to DuckDuckGo."
         detail = ""
         try:
-            err = json.loads(e.read(20_000) or b"{}")
+            err = safe_json.loads(e.read(20_000) or b"{}")
             d = err.get("detail") if isinstance(err, dict) else None
             detail = str(d.get("error") if isinstance(d, dict) else d or "")
         except (ValueError, OSError):
