@@ -103,3 +103,22 @@ def test_a_chunker_failure_costs_the_file_its_structure_not_the_project(tmp_path
     chunks = chunk.chunk_file("src/x.py", "def a():\n    return 1\n\n\ndef b():\n    return 2\n", "python")
     assert chunks and chunks[0].start_line == 1 and chunks[-1].end_line == 6
     assert "chunking 'src/x.py' by its syntax failed" in caplog.text
+
+
+def test_a_nerd_font_icon_after_a_brace_in_a_shell_script_does_not_crash_the_app(tmp_path):
+    """tree-sitter-bash 0.25.1 segfaults (no exception: the process dies) on "{" followed by a
+    4-byte UTF-8 character, depending on memory layout (tree-sitter-bash#337; the long fuzz run
+    found "{\\U0005a952"). Such a file is cut by lines. In children: a crash would end pytest."""
+    code = ("from app.core.index.chunk import chunk_file\n"
+            "from app.core.learn.definitions import read_definitions\n"
+            "for t in ['{\\U000f0001', 'echo {a,b}\\n# \\U000f0a1c prompt\\n', '{\\U0005a952']:\n"
+            "    assert isinstance(chunk_file('x.sh', t, 'bash'), list)\n"
+            "    assert read_definitions(t, 'bash') is None\n"
+            "assert chunk_file('x.sh', 'echo {a,b}\\n# \\U000f0a1c prompt\\n', 'bash')[0].end_line == 2\n"
+            "print('ok')\n")
+    for _ in range(6):  # it crashed about every second run before
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-1500:])
+    from app.core.index.grammars import native_crash_risk
+    assert not native_crash_risk("bash", "echo {a,b}\n# é ok\n".encode())  # other shell scripts keep their syntax
+    assert not native_crash_risk("python", "{'\U000f0001'}".encode())

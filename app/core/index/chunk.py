@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Callable
 
-from app.core.index.grammars import GRAMMARS, Grammar, parser_for
+from app.core.index.grammars import GRAMMARS, Grammar, native_crash_risk, parser_for
 from app.core.index.syntax import FoundDefinition, find_definitions, source_lines
 
 MAX_CHUNK_TOKENS = 224      # the window is 256; the rest is for the path/symbol header
@@ -194,9 +194,12 @@ def chunk_file(path: str, text: str, language: str,
     cut = _Cutter(path, language, lines, max_tokens, count_tokens)
     last = len(lines) - 1
     parser = parser_for(language)
+    data = text.encode("utf-8", "surrogatepass")
+    if parser is not None and native_crash_risk(language, data):
+        parser = None  # cut by lines: a crash here would end the app, not just this file's structure
     if parser is not None:
         try:
-            tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+            tree = parser.parse(data)
             defs = find_definitions(tree.root_node, GRAMMARS[language])
             cut.gaps(0, last, defs, "", "")
         except Exception:  # noqa: BLE001 - a chunker bug must cost this file its structure, not the project

@@ -8,6 +8,7 @@ offline. A language without a grammar installed is chunked by line windows inste
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from dataclasses import dataclass
 
@@ -70,6 +71,21 @@ GRAMMARS: dict[str, Grammar] = {
 
 
 _local = threading.local()  # a Parser is not shared between threads
+
+
+_FOUR_BYTE_LEAD = re.compile(rb"[\xf0-\xf7]")
+
+
+def native_crash_risk(language: str, data: bytes) -> bool:
+    """Text a grammar's native code is known to crash on (SIGSEGV: no exception to catch), so
+    callers use no syntax for it. tree-sitter-bash 0.25.1 reads past its tables on ``{``
+    followed by a 4-byte UTF-8 character (a code point from about U+50000 up, e.g. a Nerd Font
+    icon in a prompt script), depending on memory layout (tree-sitter/tree-sitter-bash#337,
+    open; found here by the fuzzer). Any ``{`` before a 4-byte lead byte counts: a superset."""
+    if language != "bash":
+        return False
+    i = data.find(b"{")
+    return i >= 0 and _FOUR_BYTE_LEAD.search(data, i) is not None
 
 
 def parser_for(language: str) -> tree_sitter.Parser | None:

@@ -26,7 +26,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from app.core.index.grammars import GRAMMARS, Grammar, parser_for
+from app.core.index.grammars import GRAMMARS, Grammar, native_crash_risk, parser_for
 from app.core.index.syntax import end_row, find_definitions, node_text, source_lines
 
 # Module-level statements that say what a file depends on: the context a "Write ..." pair shows.
@@ -215,10 +215,11 @@ def read_definitions(text: str, language: str) -> FileDefinitions | None:
     """Every definition of a file (documented or not) in line order, or None when there is no
     grammar for ``language``."""
     parser = parser_for(language)
-    if parser is None:
+    data = text.encode("utf-8", "surrogatepass")
+    if parser is None or native_crash_risk(language, data):
         return None
     lines = source_lines(text)
-    tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+    tree = parser.parse(data)
     out: list[Definition] = []
     _collect(tree.root_node, GRAMMARS[language], language, lines, "", out)
     out.sort(key=lambda d: (d.start_line, -d.end_line))
