@@ -537,3 +537,14 @@ def test_a_fifo_put_in_place_of_an_applied_file_does_not_block_undo(tmp_path):
         undo(store, record)
     assert undo(store, record, force=True) == ["sub/n.txt"]
     assert (root / "sub/n.txt").read_bytes() == original
+
+
+def test_a_path_thousands_of_folders_deep_is_refused_not_created(tmp_path):
+    """The long run: "a/a/…/x.py" 2,000 deep was created, and os.walk and rmtree then hit
+    Python's recursion limit on the project (the user's own tools would too)."""
+    root = _project(tmp_path)
+    deep = "a/" * 2000 + "x.py"
+    cs = plan_changes(root, f"--- /dev/null\n+++ b/{deep}\n@@ -0,0 +1 @@\n+print(1)\n")
+    assert not cs.changes and any("goes 2001 folders deep" in p.message for p in cs.problems)
+    assert not (root / "a").exists()
+

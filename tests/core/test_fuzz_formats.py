@@ -185,7 +185,11 @@ zip_plans = st.fixed_dictionaries({
 
 def _mutate_header(data: bytes, index: int, field, value) -> bytes:
     n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, RecursionError):
+        return data  # an earlier operation made the header unparseable (e.g. '<deep>'): keep it so
+
     name = sorted(header)[index % len(header)]
     if field is None:
         header[name] = value
@@ -546,7 +550,10 @@ def test_settings_values_of_wrong_type_or_out_of_range(tmp_path, picks):
         for table, data in picks:
             key = data.draw(st.sampled_from(SETTING_KEYS[table]))
             value = data.draw(toml_values)
-            (doc.setdefault(table, {}) if table else doc)[key] = value
+            target = doc.setdefault(table, {}) if table else doc
+            if not isinstance(target, dict):
+                continue  # a top-level pick already put a plain value where this table goes
+            target[key] = value
         path = fresh_dir(tmp_path) / "settings.toml"
         try:
             path.write_text(tomli_w.dumps(doc), encoding="utf-8")

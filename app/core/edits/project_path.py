@@ -15,6 +15,10 @@ from app.core.errors import UserError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 FORBIDDEN_DIRS = {".git", ".hg", ".svn"}
+# Folders an edit may go down. Real projects nest a dozen deep; an answer naming "a/a/a/…" 2,000
+# deep made the apply create 2,000 folders that recursive tools (os.walk, rmtree, the user's own)
+# then fail on (found by the long fuzz run).
+MAX_PATH_DEPTH = 64
 
 
 class UnsafePathError(UserError, ValueError):
@@ -43,6 +47,10 @@ def normalise(requested: str) -> str:
         raise UnsafePathError(f"Refused the path {raw!r}: it leaves the project with '..'.")
     if any(part in FORBIDDEN_DIRS for part in parts):
         raise UnsafePathError(f"Refused the path {raw!r}: edits never touch version-control folders.")
+    if len(parts) > MAX_PATH_DEPTH:
+        shown = raw if len(raw) <= 120 else raw[:60] + "…" + raw[-40:]
+        raise UnsafePathError(f"Refused the path {shown!r}: it goes {len(parts)} folders deep, more than the "
+                              f"{MAX_PATH_DEPTH} an edit may create.")
     return "/".join(parts)
 
 
