@@ -29,8 +29,8 @@ from app.core.models.speed import Speed
 # Fitted to bench/picker.py (the starter probed as the window does; the twins measured):
 R_GEN = 0.184    # GB: per-token overhead of writing, in weight-reading equivalents
 R_READ_AVX512 = 0.55   # Gparams: the same for reading a prompt, AVX-512 variants (zen4 measured)
-R_READ = 0.174   # the same, AVX2 code (haswell, = the old portable build): its twin figures with the
-                 # probe's anchor taken 1.21x its 1,400-token speed, as the zen4 run measured
+R_READ = 0.174   # the same, AVX2 code (haswell, = the old portable build); checked with the
+                 # haswell variant forced: every estimate within 0.98-1.17 of the measured
 FLOOR_GEN_TPS = 5.0
 FLOOR_FIRST_S = 30.0
 SYSTEM_TOKENS = 150     # the system prompt, rules and citing instructions of a grounded question
