@@ -34,6 +34,11 @@ ENV_VARIANT = "OFFLINE_CODER_CPU_VARIANT"
 # The variants with AVX-512 (llama.cpp's ggml-cpu list): they read prompts about twice as fast.
 AVX512_VARIANTS = frozenset({"skylakex", "cannonlake", "cascadelake", "icelake", "cooperlake", "zen4",
                              "sapphirerapids"})
+
+
+def avx512(variant: str | None) -> bool:
+    """Whether ``variant`` (None: unknown or built in) runs AVX-512 code."""
+    return variant in AVX512_VARIANTS
 _lock = threading.Lock()
 
 
@@ -112,9 +117,20 @@ def _load(lib, folder: Path, wanted: str) -> None:
         lib.ggml_backend_load_all_from_path(str(folder).encode())
 
 
+_loaded: str | None = None  # a loaded variant stays for the life of the process
+
+
 def loaded_variant() -> str | None:
     """The CPU variant this process runs ("zen4", "haswell"…); None when the CPU code is built
-    in or nothing is loaded yet."""
+    in or nothing is loaded yet. Read from the process's mappings once found (every question's
+    speed estimate asks, on the GUI thread)."""
+    global _loaded
+    if _loaded is None:
+        _loaded = _mapped_variant()
+    return _loaded
+
+
+def _mapped_variant() -> str | None:
     if sys.platform.startswith("linux"):
         try:
             maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")

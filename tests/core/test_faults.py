@@ -371,20 +371,28 @@ def edit_project(tmp_path):
     return root, plan_changes(root, ANSWER)
 
 
-def test_apply_writes_nothing_at_every_fault_and_can_be_applied_again(tmp_path, edit_project):
-    """Regression: a failure saving the record as applied left the files changed and no way to
-    undo them (the record said "applying"), with a bare OSError; a failed rename left the
-    folders made for a new file behind."""
-    from app.core.edits import ApplyError, UndoStore, apply_changes, undo
-    root, cs = edit_project
-    assert len(cs.changes) == 4
+def counted_apply(tmp_path, root, cs):
+    """(store, picks, snapshot before, the calls) of one apply and its undo, counted so each
+    call can fail in turn (the undo folder made first: every later run makes the same calls)."""
+    from app.core.edits import UndoStore, apply_changes, undo
     store = UndoStore(tmp_path / "undo")
-    store.folder.mkdir()  # as after the first apply: each run then makes the same calls
+    store.folder.mkdir()
     picks = [(c, None) for c in cs.changes]
     original = snapshot(root)
     with faults(tmp_path) as seen:
         record = apply_changes(root, picks, store)
     undo(store, record)
+    return store, picks, original, seen
+
+
+def test_apply_writes_nothing_at_every_fault_and_can_be_applied_again(tmp_path, edit_project):
+    """Regression: a failure saving the record as applied left the files changed and no way to
+    undo them (the record said "applying"), with a bare OSError; a failed rename left the
+    folders made for a new file behind."""
+    from app.core.edits import ApplyError, apply_changes, undo
+    root, cs = edit_project
+    assert len(cs.changes) == 4
+    store, picks, original, seen = counted_apply(tmp_path, root, cs)
     assert snapshot(root) == original
     assert {c.op for c in seen.calls} == {"mkdir", "open", "write", "fsync", "replace"}
     for n, err in plan(seen, every_error=True):
@@ -400,15 +408,9 @@ def test_apply_writes_nothing_at_every_fault_and_can_be_applied_again(tmp_path, 
 
 def test_apply_on_a_disk_that_stays_read_only_can_still_be_undone(tmp_path, edit_project):
     """When putting the files back fails too, the record is kept so Undo finishes the job."""
-    from app.core.edits import ApplyError, UndoStore, apply_changes, undo
+    from app.core.edits import ApplyError, apply_changes, undo
     root, cs = edit_project
-    store = UndoStore(tmp_path / "undo")
-    store.folder.mkdir()  # as after the first apply: each run then makes the same calls
-    picks = [(c, None) for c in cs.changes]
-    original = snapshot(root)
-    with faults(tmp_path) as seen:
-        record = apply_changes(root, picks, store)
-    undo(store, record)
+    store, picks, original, seen = counted_apply(tmp_path, root, cs)
     replaces = [i + 1 for i, c in enumerate(seen.calls) if c.op == "replace"]
     assert len(replaces) == 5  # the record's first save, each file's rename, the record again
     for n in replaces:

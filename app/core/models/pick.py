@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from app.core.llama_backend import AVX512_VARIANTS
+from app.core.llama_backend import avx512
 from app.core.models.speed import Speed
 
 # Fitted to bench/picker.py (the starter probed as the window does; the twins measured):
@@ -76,7 +76,7 @@ def first_answer_s(prompt_tps: float, gen_tps: float, target_s: float = 20.0) ->
 
 def read_offset(variant: str | None) -> float:
     """R_READ for the CPU variant llama.cpp runs (None: unknown or built in, taken as AVX2)."""
-    return R_READ_AVX512 if variant in AVX512_VARIANTS else R_READ
+    return R_READ_AVX512 if avx512(variant) else R_READ
 
 
 def scale(anchor: Speed, anchor_gb: float, anchor_gparams: float, gb: float, gparams: float,

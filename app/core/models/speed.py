@@ -39,10 +39,10 @@ class Speed:
 def estimate(file_bytes: int) -> Speed:
     """A model's speeds before it has answered here, from its file size and the CPU code
     llama.cpp runs in this process (AVX-512 reads about twice as fast)."""
-    from app.core.llama_backend import AVX512_VARIANTS, loaded_variant
+    from app.core.llama_backend import avx512, loaded_variant
 
     gb = max(file_bytes / 1e9, 0.05)
-    read = READ_GB_TPS_AVX512 if loaded_variant() in AVX512_VARIANTS else READ_GB_TPS
+    read = READ_GB_TPS_AVX512 if avx512(loaded_variant()) else READ_GB_TPS
     return Speed(min(read / gb, 400.0), min(WRITE_GB_TPS / gb, 150.0), False)
 
 
