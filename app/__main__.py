@@ -3,7 +3,8 @@ the terminal with the same engine (for scripts, benchmarks and headless machines
 ``index`` and ``search`` build and query a project's index as the Project panel does;
 ``adapters list|import ZIP`` manages LoRA adapters as the Adapters panel does;
 ``doctor [--json]`` is Help → System check (exit status 1 when something needed is broken);
-``export-chats OUT.jsonl`` is File → Export training data."""
+``export-chats OUT.jsonl`` is File → Export training data; ``serve`` is Settings → Local API
+without the window (an OpenAI-compatible API on 127.0.0.1 for the user's editor)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     chats.add_argument("--since", help="first day, YYYY-MM-DD")
     chats.add_argument("--until", help="last day, YYYY-MM-DD")
     chats.add_argument("--project", help="only conversations used with this project folder")
+    serve = sub.add_parser("serve", help="serve the model to your editor: an OpenAI-compatible API on loopback")
+    serve.add_argument("--port", type=int, help="port (default 8012, or a free one if it is taken; 0: any free one)")
+    serve.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "::1"], help="loopback address")
+    serve.add_argument("--model", help="path of a .gguf model (default: the active model)")
+    serve.add_argument("--ctx", type=int, help="context size in tokens")
+    serve.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    serve.add_argument("--no-adapters", action="store_true", help="ignore the enabled LoRA adapters")
+    serve.add_argument("--show-key", action="store_true", help="print the API key (kept in the OS keyring)")
     return p
 
 
@@ -189,6 +198,12 @@ def cmd_ask(args) -> int:
               file=sys.stderr)
     engine.close()
     return 0 if result.text.strip() else 1
+
+
+def cmd_serve(args) -> int:
+    """The local API without the window (app/core/api/cli.py)."""
+    from app.core.api.cli import serve
+    return serve(args)
 
 
 def _display_problem() -> str | None:
@@ -355,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _network_guard(getattr(args, "home", None))
     commands = {"ask": cmd_ask, "index": cmd_index, "search": cmd_search, "adapters": cmd_adapters,
-                "doctor": cmd_doctor, "export-chats": cmd_export_chats}
+                "doctor": cmd_doctor, "export-chats": cmd_export_chats, "serve": cmd_serve}
     from app.core.errors import UserError
     try:
         return commands.get(args.command, cmd_gui)(args)

@@ -1,6 +1,6 @@
 """Take docs/screenshot-adapters.png: the Adapters panel after importing two adapters, one on.
 
-    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot_adapters.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshot_adapters.py
 
 The zips are built with tests/adapter_zip.py (zero-B adapters in the notebook's format), so the
 screenshot needs no training run; the import goes through the real importer and probe.
@@ -13,10 +13,8 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from screenshot_common import application, grab, place
 
 from app.core.paths import app_paths  # noqa: E402
 from app.ui.main_window import AppContext, MainWindow  # noqa: E402
@@ -24,13 +22,11 @@ from tests.support.adapter_zip import make_adapter_zip  # noqa: E402
 
 
 def main(out: str) -> int:
-    app = QApplication(sys.argv[:1])
+    app = application()
     home = Path(tempfile.mkdtemp(prefix="oc-shot-"))
     zips = [make_adapter_zip(home / "my-codebase-lora.zip"), make_adapter_zip(home / "zephyr-facts-lora.zip")]
     w = MainWindow(AppContext.open(app_paths(home / "home")))
-    w.resize(1240, 760)
-    w.move(20, 20)
-    w.show()
+    place(w)
     pending = list(zips)
 
     def next_import(*_args) -> None:
@@ -47,7 +43,7 @@ def main(out: str) -> int:
         w.features.chat.panel.view.add_message("user", "What is the project codename?")
         w.features.chat.panel.view.add_message("assistant", "The project codename is ZEPHYR-9.")
         w.features.chat.panel.view.end_stream()
-        QTimer.singleShot(800, lambda: (w.grab().save(out), app.quit()))
+        QTimer.singleShot(800, lambda: grab(app, out))
 
     w.engine_service.loaded.connect(next_import)
     # one import at a time: start the next once this job has wound down

@@ -1,7 +1,7 @@
 """Take docs/screenshot-project.png: the Project panel after indexing, with search results,
 and a citation clicked in an answer.
 
-    xvfb-run -s "-screen 0 1280x800x24" .venv/bin/python scripts/screenshot_project.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshot_project.py
 
 Writes the multi-language test project to a throwaway folder, opens it, waits for the index,
 searches, shows a (hand-written) cited answer and clicks its citation, then grabs the screen.
@@ -14,10 +14,8 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, QUrl
-from PySide6.QtWidgets import QApplication
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from screenshot_common import application, grab, place
 
 from app.core.paths import app_paths  # noqa: E402
 from app.ui.main_window import AppContext, MainWindow  # noqa: E402
@@ -28,13 +26,11 @@ ANSWER = ("A card is charged in `shop/gateway.py:9-13`: `charge_card` refuses am
 
 
 def main(out: str) -> int:
-    app = QApplication(sys.argv[:1])
+    app = application()
     home = Path(tempfile.mkdtemp(prefix="oc-shot-"))
     project = make_project(home / "shop")
     w = MainWindow(AppContext.open(app_paths(home / "home")))
-    w.resize(1240, 760)
-    w.move(20, 20)
-    w.show()
+    place(w)
 
     def indexed(_stats) -> None:
         w.features.project.panel.search.setText("how is a card charged")
@@ -49,7 +45,7 @@ def main(out: str) -> int:
     w.features.project.index_finished.connect(indexed)
     w.features.project.search_finished.connect(searched)
     w.features.project.snippet_shown.connect(lambda _s: QTimer.singleShot(
-        500, lambda: (app.primaryScreen().grabWindow(0).save(out), app.quit())))
+        500, lambda: grab(app, out)))
     w.features.project.open(project)
     QTimer.singleShot(120_000, app.quit)
     app.exec()

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 from app.core.hardware import physical_cores
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from app.core.settings import GenerationSettings
-from app.core.errors import UserError
+from app.core.engine_parts import CancelWatch, EngineError, GenerationResult
 
 # OpenMP wait policy (measured on 2 cores, docs/decisions.md): libgomp's default spins briefly
 # and then sleeps; OMP_WAIT_POLICY=ACTIVE made the first answer take 49 s instead of 2 s while
@@ -25,10 +25,6 @@ from app.core.errors import UserError
 # machine. So the engine leaves the default alone; do not set ACTIVE.
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
-
-
-class EngineError(UserError, RuntimeError):
-    """Something the user can act on went wrong in the engine (load or generation)."""
 
 
 class ModelLoadError(EngineError):
@@ -48,29 +44,6 @@ class EngineConfig:
 # What chat() is given: the one sampling type, the user's settings (``GenerationParams.greedy()``
 # for the same text from the same prompt).
 GenerationParams = GenerationSettings
-
-
-@dataclass
-class GenerationResult:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    time_to_first_token_s: float | None
-    total_s: float
-    finish_reason: str  # "stop", "length" or "cancelled"
-    chunks: int = 0
-
-    @property
-    def cancelled(self) -> bool:
-        return self.finish_reason == "cancelled"
-
-    @property
-    def tokens_per_s(self) -> float:
-        """Generation speed, from the first token on (prompt processing excluded)."""
-        if self.time_to_first_token_s is None or self.completion_tokens <= 1:
-            return 0.0
-        gen_time = self.total_s - self.time_to_first_token_s
-        return (self.completion_tokens - 1) / gen_time if gen_time > 0 else 0.0
 
 
 @dataclass
@@ -202,6 +175,22 @@ class Engine:
         finally:
             self._lock.release()
 
+    def complete(self, prompt: str, params: GenerationParams | None = None,
+                 on_token: Callable[[str], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 stop: Sequence[str] = ()) -> GenerationResult:
+        """Continue a raw ``prompt`` (no chat template; special tokens such as ``<|fim_prefix|>``
+        read as such): the local API's ``/v1/completions`` and fill-in-the-middle. Same lock,
+        cancel and errors as ``chat``; the loop is ``app.core.api.complete.run_completion``."""
+        from app.core.engine_complete import run_completion
+        if not self._lock.acquire(blocking=False):
+            raise EngineError("The model is already generating an answer; stop it first.")
+        self.kv_owner = None
+        try:
+            return run_completion(self._llm, self._abort, self.n_ctx, prompt, params or GenerationParams(),
+                                  on_token, cancelled or (lambda: False), list(stop))
+        finally:
+            self._lock.release()
+
     def _reading_eval(self, on_reading: Callable[[ReadingProgress], None]):
         """Llama.eval that reads a long prompt one batch at a time and reports each batch."""
         llm, original = self._llm, type(self._llm).eval.__get__(self._llm)
@@ -223,7 +212,7 @@ class Engine:
 
     def _chat(self, messages, params, on_token, cancelled) -> GenerationResult:
         self._abort.clear()
-        stop_watch = _CancelWatch(cancelled, self._abort)
+        stop_watch = CancelWatch(cancelled, self._abort)
         t0 = time.perf_counter()
         ttft = None
         pieces: list[str] = []
@@ -493,7 +482,7 @@ class Engine:
                 raise EvaluationCancelled("Evaluation cancelled.")
         try:
             self._abort.clear()
-            watch = _CancelWatch(cancelled, self._abort).start()
+            watch = CancelWatch(cancelled, self._abort).start()
             own = list(self.adapters)
             n_batch = max(1, min(self.config.n_batch, self._llm.n_batch))
             batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
@@ -569,37 +558,6 @@ class Engine:
                 out.append(float(top + np.log(np.exp(logits - top).sum()) - logits[target]))
             if rows:
                 tick()
-
-
-class _CancelWatch:
-    """Turns the caller's ``cancelled()`` into the abort flag llama.cpp polls.
-
-    ``cancelled`` is only polled by us between tokens; during a long prompt evaluation no
-    token arrives, so a small thread polls it and raises the abort flag.
-    """
-
-    def __init__(self, cancelled: Callable[[], bool], abort: threading.Event, period: float = 0.05):
-        self._cancelled = cancelled
-        self._abort = abort
-        self._period = period
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "_CancelWatch":
-        self._thread = threading.Thread(target=self._run, name="engine-cancel-watch", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._done.wait(self._period):
-            if self._cancelled():
-                self._abort.set()
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 # Logits fetched per decode, at most: llama.cpp keeps an output buffer that big for the rest of

@@ -1,8 +1,10 @@
 """User settings, kept in ``settings.toml``.
 
-A dataclass with the product's defaults. Unknown keys are ignored and values of the wrong
-type or out of range fall back to the default (``load_checked`` says which), so an old or
-hand-edited file never stops the app starting.
+A dataclass with the product's defaults. Unknown keys are ignored, values of the wrong type
+(or NaN/infinity) fall back to the default and numbers out of range are clamped to the nearest
+bound (``load_checked`` says which, the window shows it once), so an old or hand-edited file
+never stops the app starting. ``Preferences`` is what Settings → Preferences… edits, checked
+here (the window holds no rules) against the same bounds and the model's trained context.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import tomli_w
 
 from app.core.atomic import atomic_write_text, describe_os_error
 from app.core.errors import UserError
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Offline Coder, a careful coding assistant running locally. "
+    "Answer concisely. Put code in fenced code blocks with the language named."
+)
 
 
 @dataclass
@@ -74,10 +82,7 @@ class Settings:
     n_ctx: int = 4096
     # CPU threads for generation; 0 means one per physical core.
     n_threads: int = 0
-    system_prompt: str = (
-        "You are Offline Coder, a careful coding assistant running locally. "
-        "Answer concisely. Put code in fenced code blocks with the language named."
-    )
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # Preferences' "Reset to default" puts it back
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     # The open project folder ("" = none) and the recently opened ones, newest first.
     project_dir: str = ""
@@ -144,9 +149,10 @@ def _without_none(d: dict) -> dict:
     """TOML has no null: a None value (an unset seed) is left out, and loads back as the default."""
     return {k: _without_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
-# Numbers outside these bounds (or NaN/infinity) are as bad as a wrong type: the default applies.
+# Numbers outside these bounds are clamped to the nearest one (with a note); NaN/infinity are as
+# bad as a wrong type (the default applies). Preferences refuses what is outside them.
 MAX_FILE_BYTES = 1024**2
-_RANGES = {
+RANGES = {
     "n_ctx": (128, 1 << 20), "n_threads": (0, 1024), "fix_rounds": (0, 100),
     "temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "top_k": (0, 100_000), "max_tokens": (1, 1 << 20),
     "repeat_penalty": (0.0, 10.0), "dense_weight": (0.0, 1000.0), "bm25_weight": (0.0, 1000.0),
@@ -155,18 +161,29 @@ _RANGES = {
 }
 
 
-def _usable(name: str, value, default) -> bool:
+def _usable(value) -> bool:
     if isinstance(value, str):
         return "\x00" not in value  # a NUL cannot be part of a path, a URL or a prompt
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        lo, hi = _RANGES.get(name, (float("-inf"), float("inf")))
-        return math.isfinite(value) and lo <= value <= hi
+    if isinstance(value, float):
+        return math.isfinite(value)
     return True
 
 
+def _clamped(name: str, value, where: str, notes: list[str]):
+    """A number within its bounds: one outside is moved to the nearest bound, with a note."""
+    lo, hi = RANGES.get(name, (None, None))
+    if lo is None or isinstance(value, bool) or not isinstance(value, (int, float)) or lo <= value <= hi:
+        return value
+    bound = type(value)(lo if value < lo else hi)
+    side = "below the least" if value < lo else "above the most"
+    notes.append(f"settings.toml: '{where}{name}' is {_shown(value)}, {side} it may be ({bound:g}); "
+                 f"{bound!r} is used.")
+    return bound
+
+
 def _from_dict(cls, raw: dict, notes: list[str] | None = None, where: str = ""):
-    """``cls`` from a TOML table: a value of the wrong type or out of range keeps the default,
-    with a note naming it in ``notes``; unknown keys are ignored."""
+    """``cls`` from a TOML table: a value of the wrong type keeps the default and a number out of
+    range is clamped, each with a note naming it in ``notes``; unknown keys are ignored."""
     notes = notes if notes is not None else []
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -188,10 +205,10 @@ def _from_dict(cls, raw: dict, notes: list[str] | None = None, where: str = ""):
             if len(good) != len(value):
                 notes.append(f"settings.toml: '{where}{f.name}' holds entries that are not paths; they were left out.")
             value = good
-        if type(value) is type(default) and _usable(f.name, value, default):
-            kwargs[f.name] = value
+        if type(value) is type(default) and _usable(value):
+            kwargs[f.name] = _clamped(f.name, value, where, notes)
         elif f.name != "seed":  # the seed is never in the file (TOML has no null)
-            bounds = _RANGES.get(f.name)
+            bounds = RANGES.get(f.name)
             want = f" from {bounds[0]:g} to {bounds[1]:g}" if bounds else ""
             notes.append(f"settings.toml: '{where}{f.name}' should be a {type(default).__name__}{want}, "
                          f"not {_shown(value)}; the default {default!r} applies.")
@@ -201,3 +218,138 @@ def _from_dict(cls, raw: dict, notes: list[str] | None = None, where: str = ""):
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---- Settings → Preferences… -------------------------------------------------------------------
+# The web search providers the app has (app/core/web/search.py provider_for), as the user sees them.
+SEARCH_PROVIDERS = {"duckduckgo": "DuckDuckGo (no key needed)", "tavily": "Tavily (needs a key, Settings → Keys)"}
+# What each editable setting is called in the window, and where it lives in Settings.
+LABELS = {"temperature": "Temperature", "top_p": "Top-p", "top_k": "Top-k", "max_tokens": "Max answer length",
+          "repeat_penalty": "Repeat penalty", "n_ctx": "Context size", "n_threads": "Threads",
+          "system_prompt": "System prompt", "first_answer_s": "First-answer target", "offline": "Offline",
+          "search_provider": "Web search", "fix_rounds": "Fix rounds"}
+_GROUP = {"temperature": "generation", "top_p": "generation", "top_k": "generation", "max_tokens": "generation",
+          "repeat_penalty": "generation", "first_answer_s": "retrieval"}
+# Read when the model loads: changing them means loading it again.
+RELOAD_FIELDS = ("n_ctx", "n_threads")
+
+
+class SettingsValueError(UserError, ValueError):
+    """A value Preferences cannot take; the message says which, why, and what is allowed."""
+
+
+def context_problem(n_ctx: int, trained: int | None) -> str | None:
+    """Why this context size cannot be used with a model trained on ``trained`` tokens (None: fine)."""
+    if trained and n_ctx > trained:
+        return (f"Context size {n_ctx:,} is more than this model was trained on ({trained:,} tokens): past that "
+                f"its answers fall apart. Choose {trained:,} or less.")
+    return None
+
+
+@dataclass
+class Preferences:
+    """The settings Preferences… edits, as one value: read from Settings, checked, written back
+    in place (ChatService holds the same Settings and copies ``generation`` for each answer, so
+    the next answer uses them)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    max_tokens: int
+    repeat_penalty: float
+    n_ctx: int
+    n_threads: int
+    system_prompt: str
+    first_answer_s: float
+    offline: bool
+    search_provider: str
+    fix_rounds: int
+
+    @classmethod
+    def of(cls, s: Settings) -> "Preferences":
+        return cls(**{f.name: getattr(_holder(s, f.name), f.name) for f in dataclasses.fields(cls)})
+
+    def problems(self, trained_ctx: int | None = None, memory: "ContextMemory | None" = None) -> list[str]:
+        """What is wrong, one sentence each (empty: all can be used). ``memory``: what the chosen
+        context needs (``context_memory``); more than the computer has is refused."""
+        out = []
+        for f in dataclasses.fields(self):
+            value, label = getattr(self, f.name), LABELS[f.name]
+            if f.name in RANGES:
+                lo, hi = RANGES[f.name]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    out.append(f"{label} must be a number, not {_shown(value)}.")
+                elif not lo <= value <= hi:
+                    out.append(f"{label} must be from {lo:g} to {hi:g}, not {value:g}.")
+        if not isinstance(self.system_prompt, str) or "\x00" in self.system_prompt:
+            out.append("The system prompt cannot hold a NUL character.")
+        if self.search_provider not in SEARCH_PROVIDERS:
+            out.append(f"Web search must be one of {', '.join(SEARCH_PROVIDERS)}, not {_shown(self.search_provider)}.")
+        if isinstance(self.n_ctx, int) and (why := context_problem(self.n_ctx, trained_ctx)):
+            out.append(why)
+        if memory is not None and not memory.possible:
+            out.append(memory.words)
+        return out
+
+    def check(self, trained_ctx: int | None = None, memory: "ContextMemory | None" = None) -> None:
+        """Raise SettingsValueError naming every problem (nothing is changed then)."""
+        if problems := self.problems(trained_ctx, memory):
+            raise SettingsValueError(" ".join(problems))
+
+    def changed(self, s: Settings) -> list[str]:
+        """The fields whose value differs from ``s``."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(_holder(s, f.name), f.name)]
+
+    def needs_reload(self, s: Settings) -> bool:
+        """Whether using these needs the model loaded again (context size or threads changed)."""
+        return any(name in RELOAD_FIELDS for name in self.changed(s))
+
+    def apply(self, s: Settings, skip: tuple[str, ...] = ()) -> None:
+        """Write into ``s`` in place (its ``generation`` and ``retrieval`` objects stay the same),
+        all but the fields in ``skip``."""
+        for f in dataclasses.fields(self):
+            if f.name not in skip:
+                setattr(_holder(s, f.name), f.name, getattr(self, f.name))
+
+
+def _holder(s: Settings, name: str):
+    group = _GROUP.get(name)
+    return getattr(s, group) if group else s
+
+
+@dataclass(frozen=True)
+class ContextMemory:
+    """The memory a model needs at a context size, and whether that fits this computer."""
+
+    needed: int
+    fits: bool       # within the share of RAM a model may take (app/core/models/fit.py)
+    possible: bool   # within the computer's RAM at all
+    words: str
+
+
+def context_memory(info, n_ctx: int, hw) -> ContextMemory:
+    """Memory for model ``info`` (a GGUFInfo) at ``n_ctx`` on ``hw`` (a Hardware), by the
+    models' fit rule: file + KV cache + llama.cpp's buffers + the app."""
+    from app.core.models.fit import APP_OVERHEAD, SAFE_RAM_SHARE, gb, kv_cache_from_gguf, runtime_overhead
+
+    need = info.file_size + kv_cache_from_gguf(info, n_ctx) + runtime_overhead(info.file_size) + APP_OVERHEAD
+    share = int(SAFE_RAM_SHARE * 100)
+    words = f"Needs {gb(need)} of memory at context {n_ctx:,}"
+    if need > hw.total_ram:
+        words += f": more than this computer has ({gb(hw.total_ram)}). Choose a smaller context."
+    elif need > hw.total_ram * SAFE_RAM_SHARE:
+        words += (f": too big for a model here (it may use {share}% of your {gb(hw.total_ram)}); "
+                  "other programs will be squeezed.")
+    else:
+        words += f": fits (a model may use {share}% of your {gb(hw.total_ram)})."
+    return ContextMemory(need, need <= hw.total_ram * SAFE_RAM_SHARE, need <= hw.total_ram, words)
+
+
+def clamp_context_to_model(s: Settings, trained: int | None) -> str | None:
+    """Lower ``s.n_ctx`` to the model's trained length when it is above it, and say so; None when
+    nothing changed. (The caller saves and loads the model again.)"""
+    if trained and s.n_ctx > trained:
+        before, s.n_ctx = s.n_ctx, trained
+        return (f"The context size {before:,} is more than this model was trained on, so {trained:,} is used "
+                "(Settings → Preferences… to change it).")
+    return None

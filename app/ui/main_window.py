@@ -1,9 +1,11 @@
 """The main window: it hosts the features and decides nothing itself.
 
-Layout (conversations | chat | Changes pane), the menus and toolbar (the features' actions,
-placed here so their order is in one place), the status bar, and two loops over the features:
-``start()`` once all exist (then ``restore()``), and at close ``shutdown()``, then one bounded wait for every
-feature's jobs, so a closing window loses no running answer, apply, index or download.
+Layout (conversations | chat | Changes pane: ``shell.Columns``), the menus and toolbar (the
+features' actions, placed here so their order is in one place), the status bar, what the window
+does itself (first screen facts, drag and drop, theme, saved layout: ``shell.WindowShell``), and
+two loops over the features: ``start()`` once all exist (then ``restore()``), and at close
+``shutdown()``, then one bounded wait for every feature's jobs, so a closing window loses no
+running answer, apply, index or download.
 Each feature lives in ``app/ui/features/<name>/``; see docs/architecture.md.
 """
 
@@ -11,9 +13,9 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter
+from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from app import APP_NAME, __version__
 from app.core.context import AppContext
@@ -30,9 +32,11 @@ from app.ui.features.models.feature import ModelsFeature
 from app.ui.features.network.feature import NetworkFeature
 from app.ui.features.project.feature import ProjectFeature
 from app.ui.features.review.feature import ReviewFeature
+from app.ui.features.settings.feature import SettingsFeature
 from app.ui.features.tools.feature import ToolsFeature
 from app.ui.errors import describe_error
 from app.ui.host import Host
+from app.ui.shell import Columns, WindowShell
 from app.ui.workers import Job
 
 __all__ = ["AppContext", "MainWindow"]
@@ -40,7 +44,8 @@ __all__ = ["AppContext", "MainWindow"]
 SHUTDOWN_WAIT_S = 10.0
 # In this order: a feature may use the ones before it while it is built.
 FEATURES = (ChatFeature, NetworkFeature, ProjectFeature, ChangesFeature, AdaptersFeature, ModelsFeature,
-            ToolsFeature, FeedbackFeature, ReviewFeature, LearnFeature, DoctorFeature, KeysFeature)
+            ToolsFeature, FeedbackFeature, ReviewFeature, LearnFeature, DoctorFeature, KeysFeature,
+            SettingsFeature)
 
 
 class MainWindow(QMainWindow):
@@ -64,17 +69,16 @@ class MainWindow(QMainWindow):
             setattr(self.features, cls.name, feature)
             self._all.append(feature)
         f = self.features
-        split = QSplitter(Qt.Horizontal)
-        for widget in (f.chat.conversations, f.chat.panel, f.changes.panel):
-            split.addWidget(widget)
-        split.setStretchFactor(1, 1)
-        split.setSizes([220, 620, 440])
-        self.setCentralWidget(split)
+        self.columns = Columns({"conversations": f.chat.conversations, "chat": f.chat.panel,
+                                "changes": f.changes.panel}, [220, 1060, 0])
+        self.setCentralWidget(self.columns)
         self._build_menus()
+        self.shell = WindowShell(self, f, self.columns)
         for feature in self._all:
             feature.start()
         for feature in self._all:
             feature.restore()
+        self.shell.restore_layout()  # after restore(): the docks as the user left them
         self.engine_service.load()
 
     @property
@@ -87,8 +91,9 @@ class MainWindow(QMainWindow):
         toolbar = self.toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
+        panes = self.columns.actions
         for action in (f.models.action, f.network.offline_action, f.network.panel_action, f.project.panel_action,
-                       f.adapters.panel_action, f.feedback.panel_action):
+                       panes["changes"], f.adapters.panel_action, f.feedback.panel_action):
             toolbar.addAction(action)
         bar = self.menuBar()
         file_menu = self.file_menu = bar.addMenu("&File")
@@ -106,7 +111,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_)
         settings = bar.addMenu("&Settings")
+        settings.addAction(f.settings.preferences_action)
+        settings.addSeparator()
         settings.addActions([f.keys.action, f.review.director_action, f.review.checklists_action])
+        view = bar.addMenu("&View")
+        view.addActions([panes["conversations"], panes["changes"], f.project.panel_action, f.network.panel_action,
+                         f.adapters.panel_action, f.feedback.panel_action])
         tools = bar.addMenu("&Tools")
         tools.addActions([f.review.review_question_action, f.review.panel_action])
         help_menu = bar.addMenu("&Help")
@@ -114,11 +124,12 @@ class MainWindow(QMainWindow):
         about.triggered.connect(lambda: QMessageBox.about(
             self, APP_NAME, f"{APP_NAME} {__version__}\nA coding assistant that runs a local model offline.\n"
                             f"Data: {self.ctx.paths.data_dir}"))
-        help_menu.addActions([f.doctor.action, about])
+        help_menu.addActions([f.settings.shortcuts_action, f.doctor.action, about])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Ask every feature to stop, wait for all their jobs together (bounded), deliver the
         jobs' last signals (a stopped answer is stored like any other), then close the rest."""
+        self.shell.save_layout()
         for feature in self._all:
             feature.shutdown()
         self.engine_service.jobs.cancel()

@@ -47,6 +47,12 @@ class JobContext:
     def cancelled(self) -> bool:
         return self._job._cancel.is_set()
 
+    @property
+    def cancel_event(self) -> threading.Event:
+        """The job's cancel flag as an event, for core code that waits on one (a child process
+        stopped the moment Cancel is pressed)."""
+        return self._job._cancel
+
 
 class _Thread(QThread):
     def __init__(self, job: "Job"):

@@ -90,3 +90,22 @@ def test_hand_written_answers_in_each_format(project, fmt, tmp_path):
     apply_changes(project, [(c, None)], UndoStore(tmp_path / "undo"))
     text = (project / c.path).read_text()
     assert {"whole": "time.sleep(2 ** n)", "search_replace": '"""Product."""', "udiff": "def add(a, b=0):"}[fmt] in text
+
+
+def test_hand_written_readme_answer_with_fenced_examples(tmp_path):
+    """Three backticks around a README whose code examples have their own (the issue's shape):
+    planned to the file the answer holds, byte for byte; its last fence missing, the same file
+    only when the model stopped by itself."""
+    answer, meta = recorded("readme_fences")
+    original = (ANSWERS / "readme_fences.before.md").read_text(encoding="utf-8")
+    meant = original.replace(*meta["change"])
+    root = tmp_path / "readme"
+    root.mkdir()
+    (root / "README.md").write_text(original, encoding="utf-8")
+    cs = plan_changes(root, answer, complete=meta["finish_reason"] == "stop")
+    (c,) = cs.changes
+    assert cs.problems == [] and c.result_bytes() == meant.encode() and len(c.hunks) == 1
+    unclosed = answer[:answer.index("```\n\nI changed")]
+    assert plan_changes(root, unclosed).changes == []
+    (c,) = plan_changes(root, unclosed, complete=True).changes
+    assert c.result_bytes() == meant.encode() and "no closing fence" in c.warnings[0]

@@ -66,7 +66,7 @@ OLD_BASES = {
     "app.core.edits.project_path.UnsafePathError": ValueError,
     "app.core.review.director.DirectorError": RuntimeError,
     "app.core.review.director.DirectorCancelled": RuntimeError,
-    "app.core.engine.EngineError": RuntimeError,
+    "app.core.engine_parts.EngineError": RuntimeError,
     "app.core.engine.ModelLoadError": RuntimeError,
     "app.core.engine.EvaluationCancelled": RuntimeError,
     "app.core.models.importer.ModelImportError": ValueError,

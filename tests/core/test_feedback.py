@@ -52,7 +52,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_chats(tmp_path):
     old.close()
 
     s = Storage(db)
-    assert s._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s._db.execute("PRAGMA user_version").fetchone()[0] == 3  # v1 → v2 (feedback) → v3 (branches, pins, search)
     [conv] = s.conversations()
     assert (conv.id, conv.title, conv.project) == (1, "Old chat", None)
     assert [(m.role, m.content, m.meta) for m in s.messages(1)] == [

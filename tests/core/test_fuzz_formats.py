@@ -760,14 +760,15 @@ def test_gguf_file_type_list_and_context_length_text_are_shown_not_raised(tmp_pa
 
 def test_settings_nested_too_deep_or_out_of_range_fall_back_with_a_note(tmp_path):
     """Found: 'a = ' + '[' × 5000 raised RecursionError out of Settings.load; n_ctx = -1 and
-    temperature = nan were used as they were."""
+    temperature = nan were used as they were. Now an out-of-range number is clamped to its
+    nearest limit (n_ctx -1 → 128), a NaN falls back to the default, each with a note."""
     p = tmp_path / "settings.toml"
     p.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     s, notes = load_settings(p)
     assert s == Settings() and "cannot be read (it nests too deeply)" in notes[0]
     p.write_text("n_ctx = -1\nrecent_projects = ['/a', 3]\n[generation]\ntemperature = nan\ntop_k = 40\n")
     s, notes = load_settings(p)
-    assert (s.n_ctx, s.generation.temperature, s.generation.top_k, s.recent_projects) == (4096, 0.3, 40, ["/a"])
+    assert (s.n_ctx, s.generation.temperature, s.generation.top_k, s.recent_projects) == (128, 0.3, 40, ["/a"])
     assert any("'n_ctx'" in n for n in notes) and any("'generation.temperature'" in n for n in notes)
 
 

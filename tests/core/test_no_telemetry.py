@@ -154,6 +154,8 @@ CHILD_SITES = {
     "app/core/run/sandbox.py": "sets them in _environment (test above)",
     "app/core/run/bootstrap.py": "the sandbox's child: execs the code with the environment the sandbox gave it",
     "app/core/run/mounts.py": "the project's python -I -S printing sys.prefix: sets them (and imports nothing)",
+    "app/core/checks/run.py": "the runner inside the sandbox execs the linter with the sandbox's environment",
+    "app/core/edits/git.py": "runs git, not Python; inherits (git_env copies the environment)",
 }
 
 

@@ -138,12 +138,12 @@ def test_every_feature_has_its_room():
     features = APP / "ui" / "features"
     rooms = sorted(p.name for p in features.iterdir() if p.is_dir() and not p.name.startswith("_"))
     assert rooms == ["adapters", "changes", "chat", "doctor", "feedback", "keys", "learn", "models", "network",
-                     "project", "review", "tools"]
+                     "project", "review", "settings", "tools"]
     for room in rooms:
         assert (features / room / "feature.py").is_file(), room
     loose = sorted(p.name for p in (APP / "ui").glob("*.py"))
     assert loose == ["__init__.py", "app_icon.py", "banners.py", "engine_service.py", "errors.py", "host.py",
-                     "main_window.py", "workers.py"]
+                     "main_window.py", "shell.py", "workers.py"]
 
 
 def test_tests_are_grouped_and_no_test_module_imports_another():

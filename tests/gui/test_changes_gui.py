@@ -38,8 +38,9 @@ def test_two_file_change_reject_one_hunk_apply_and_undo(qtbot, app_home, project
     before = {p: (project / p).read_bytes() for p in ("pkg/mathx.py", "pkg/net.py")}
     w = window_with_project(qtbot, app_home, project)
     pane = w.features.changes.panel
-    assert pane.isVisible() and "proj" in w.features.project.label.text()
+    assert not pane.isVisible() and "proj" in w.features.project.label.text()  # shown with changes
     cs = plan(qtbot, w, TWO_FILES)
+    assert pane.isVisible()
     assert [c.path for c in cs.changes] == ["pkg/mathx.py", "pkg/net.py"]
     assert pane.tree.topLevelItemCount() == 2
     assert pane.tree.topLevelItem(0).childCount() == 2  # two docstrings: two hunks

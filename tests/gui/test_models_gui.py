@@ -79,6 +79,8 @@ def test_import_through_the_file_dialog_then_switch_and_back(window, qtbot, monk
     # Switch to it: the old engine is replaced by one on the imported file.
     d.select(shown[0].name)
     old = window.engine
+    # the button comes back when the import job has finished (a loaded machine shows the row first)
+    qtbot.waitUntil(lambda: d.use_button.isEnabled(), timeout=30_000)
     qtbot.mouseClick(d.use_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.engine is not None and window.engine is not old, timeout=30_000)
     assert window.engine.model.path.parent == window.ctx.paths.models_dir

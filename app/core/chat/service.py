@@ -10,10 +10,17 @@ the project code it showed, kept where it was: ``asked_as`` in the answer's meta
 turn: only code the conversation has not shown yet, then the question. A follow-up on the same
 topic then costs only its own new tokens. When the conversation outgrows the context, whole old
 turns are dropped (and the answer says how many); code they showed is shown again if needed.
+
+Turns form branches (app/core/storage/messages.py): ``regenerate`` writes a new answer beside
+an old one under the same question, ``edit`` a new question beside the old one; either way the
+prompt is built from the branch on show, so later turns build on the version the user chose.
+An answer is kept as it grows (``keep_partial``, at most every ``SAVE_EVERY_S``), so a crash
+leaves it marked unfinished instead of losing it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -25,67 +32,19 @@ from app.core.index.context import CITE_IN_TURNS, PROMPT_SHARE, build_context
 from app.core.models.speed import Speed, code_budget
 from app.core.chat.rules import RULES_SHARE, fit_rules
 from app.core.settings import Settings
-from app.core.storage import DEFAULT_TITLE, StoredMessage, Storage
+# (answer_reserve, build_messages, TITLE_MAX are re-exported: callers import them from here)
+from app.core.chat.history import TITLE_MAX, answer_reserve, build_messages, history_as_sent, title_from  # noqa: F401
+from app.core.chat.intent import route
+from app.core.storage import AFTER_LEAF, DEFAULT_TITLE, ChatGoneError, StoredMessage, Storage
 
 if TYPE_CHECKING:
     from app.core.engine import ReadingProgress
     from app.core.index.indexer import Hit
 
-TITLE_MAX = 60
 FOLLOW_UP_CHUNKS = 1  # a follow-up adds new code only from its best search hit, if new
 FOLLOW_UP_SHARE = 4   # ... within a quarter of the room a first question gets
-
-
-def answer_reserve(n_ctx: int, max_tokens: int) -> int:
-    """Tokens kept free for the answer: the max answer length, but at most half the context."""
-    return max(1, min(max_tokens, n_ctx // 2))
-
-
-def build_messages(system_prompt: str, history: Sequence[Message], prompt_budget: int,
-                   count: Callable[[Sequence[Message]], int], headroom: int = 0) -> list[Message]:
-    """System prompt + the newest history that fits ``prompt_budget`` tokens.
-
-    The last message (the question) is always kept; older turns are dropped whole, oldest
-    first, so the model never sees half a message. When anything must go, enough goes to leave
-    ``headroom`` tokens free: every drop changes the prompt's beginning, so llama.cpp re-reads
-    it all once; dropping a little more makes that happen rarely instead of at every turn.
-    """
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    if not history:
-        return system
-    everything = system + [dict(m) for m in history]
-    limit = prompt_budget if count(everything) <= prompt_budget else prompt_budget - headroom
-    kept: list[Message] = [dict(history[-1])]
-    for m in reversed(history[:-1]):
-        candidate = [dict(m)] + kept
-        if count(system + candidate) > limit:
-            break
-        kept = candidate
-    # A conversation should not start with an orphaned assistant reply.
-    while len(kept) > 1 and kept[0]["role"] == "assistant":
-        kept.pop(0)
-    return system + kept
-
-
-def history_as_sent(messages: Sequence[StoredMessage]) -> tuple[list[Message], list[list[str]]]:
-    """The chat history as the model was sent it (each question as asked, with the code it
-    showed: its answer's ``asked_as``), and for each message the citations of the code it showed."""
-    chat = [m for m in messages if m.role in ("user", "assistant")]
-    history: list[Message] = []
-    shown: list[list[str]] = []
-    for i, m in enumerate(chat):
-        answer = chat[i + 1] if m.role == "user" and i + 1 < len(chat) and chat[i + 1].role == "assistant" else None
-        meta = answer.meta if answer is not None else {}
-        history.append({"role": m.role, "content": meta.get("asked_as", m.content) if m.role == "user" else m.content})
-        shown.append(list(meta.get("shown", [])) if m.role == "user" else [])
-    return history, shown
-
-
-def title_from(question: str) -> str:
-    line = " ".join(question.split())
-    if len(line) <= TITLE_MAX:
-        return line or DEFAULT_TITLE
-    return line[: TITLE_MAX - 1].rstrip() + "…"
+SAVE_EVERY_S = 2.0    # an answer being written is saved at most this often
+MODEL_TOOLS = ("search", "web", "fix")  # answers a tool made: not regenerated as a plain question
 
 
 @dataclass
@@ -107,6 +66,11 @@ class PendingAnswer:
     asked_as: str | None = None  # set by prompt(): the question as sent (with its code), kept for reuse
     shown_now: list[str] = field(default_factory=list)  # set by prompt(): citations this turn showed
     turns_left_out: int = 0  # set by prompt(): old messages that did not fit the context
+    answer_parent: int | None = None  # regenerate: the message the new answer goes under (else the leaf)
+    answer: StoredMessage | None = None  # the answer's row once keep_partial has saved it
+    saved_at: float = 0.0  # when keep_partial last saved (time.monotonic)
+    partial_failed: bool = False  # keep_partial hit a storage error: the final write still tries
+    finished: bool = False  # finish() stored the answer: no partial save may follow
 
 
 def reading_line(pending: PendingAnswer, p: "ReadingProgress") -> str:
@@ -133,6 +97,20 @@ def reading_line(pending: PendingAnswer, p: "ReadingProgress") -> str:
 
 class EmptyQuestion(UserError, ValueError):
     """Nothing to ask: the question is empty."""
+
+
+class CannotRegenerate(UserError, ValueError):
+    """The message is not an answer the model can write again (a tool's output, a question)."""
+
+
+def can_edit(m: StoredMessage) -> bool:
+    """A question the user may edit: a plain one or a /code request (not a tool command)."""
+    return m.role == "user" and not m.meta.get("tool") and route(m.content).kind in ("chat", "code")
+
+
+def can_regenerate(m: StoredMessage) -> bool:
+    """An answer the model wrote to a question (not a tool's list or a /fix round)."""
+    return m.role == "assistant" and m.meta.get("tool") not in MODEL_TOOLS
 
 
 class ChatService:
@@ -163,6 +141,43 @@ class ChatService:
             self.storage.set_conversation_project(conversation_id, self.project)
         history, shown = history_as_sent(self.storage.messages(conversation_id))
         return PendingAnswer(conversation_id, stored, history, edit, rules=self.rules_now(), shown_per_message=shown)
+
+    def regenerate(self, answer_id: int) -> PendingAnswer:
+        """A new version of an answer: the same question asked again on the same branch; the
+        answer will go beside the old one (kept, reachable as a version)."""
+        old = self.storage.message(answer_id)
+        if old is None:
+            raise ChatGoneError("That answer no longer exists (its conversation was deleted).")
+        if not can_regenerate(old):
+            raise CannotRegenerate("Only an answer the model wrote to a question can be regenerated.")
+        before = self.storage.path_to(old.parent_id)
+        asked = [m for m in before if m.role == "user"]
+        if not asked:
+            raise CannotRegenerate("That answer has no question before it to answer again.")
+        history, shown = history_as_sent(before)
+        return PendingAnswer(old.conversation_id, asked[-1], history, rules=self.rules_now(),
+                             shown_per_message=shown, answer_parent=old.parent_id)
+
+    def edit(self, question_id: int, text: str, edit: EditRequest | None = None) -> PendingAnswer:
+        """An edited question: stored beside the old one (which stays, with what followed it, as
+        an earlier version), then answered like any question. The conversation or the question
+        gone meanwhile is a ChatGoneError, with nothing written."""
+        text = text.strip()
+        if not text:
+            raise EmptyQuestion("Type the new question first.")
+        old = self.storage.message(question_id)
+        if old is None or self.storage.conversation(old.conversation_id) is None:
+            raise ChatGoneError("The conversation of the question you were editing was deleted, so the edit "
+                                "has nowhere to go.")
+        if old.role != "user":
+            raise ValueError(f"Message {question_id} is not a question.")
+        cid = old.conversation_id
+        stored = self.storage.add_message(cid, "user", text, parent_id=old.parent_id)
+        conv = self.storage.conversation(cid)
+        if old.parent_id is None and conv is not None and conv.title == title_from(old.content):
+            self.storage.rename_conversation(cid, title_from(text))  # the title was the old first question
+        history, shown = history_as_sent(self.storage.messages(cid))
+        return PendingAnswer(cid, stored, history, edit, rules=self.rules_now(), shown_per_message=shown)
 
     def single_turn(self, question: str, edit: EditRequest | None = None) -> PendingAnswer:
         """A one-off question that is not stored (the command line): the same prompt the window
@@ -210,7 +225,14 @@ class ChatService:
             # format far better there), so a change request is read whole; later turns keep the
             # request, not yesterday's file contents, and reuse resumes after it.
             room = int(budget * 0.8) - engine.count_tokens(system)
-            extra, request, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens)
+            # Files the index guessed are held to what the model reads within the first-answer
+            # target; files the user named are shown whenever they fit.
+            speedy = None
+            if self.speed is not None:
+                speedy = code_budget(self.speed, self.settings.retrieval.first_answer_s,
+                                     engine.count_tokens(system) + engine.count_tokens(question) + 16, room)
+            extra, request, pending.files_shown = build_edit_prompt(pending.edit, room, reserve, engine.count_tokens,
+                                                                    index_tokens=speedy)
             system = f"{system}\n\n{extra}" if system else extra
             pending.asked_as = user = request
         elif grounded and pending.history:
@@ -273,23 +295,32 @@ class ChatService:
         pending.sources = ctx.hits + [h for h in hits if h.chunk.citation in shown and h not in ctx.hits]
         return user
 
-    def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str,
-               adapters: list[str] | None = None) -> StoredMessage | None:
-        """Keep the answer, a stopped one too (marked as such); an empty one is not kept.
+    def keep_partial(self, pending: PendingAnswer, text: str, now: float | None = None) -> bool:
+        """Save the answer written so far, marked unfinished: the first text at once, then at
+        most every ``SAVE_EVERY_S`` (one row, updated). Returns whether it saved. Call it on
+        the thread that owns the storage (the GUI's) with the text streamed so far."""
+        if not text.strip() or pending.partial_failed or pending.finished:
+            return False
+        now = time.monotonic() if now is None else now
+        if pending.answer is not None and now - pending.saved_at < SAVE_EVERY_S:
+            return False
+        meta = {**self._meta(pending), "unfinished": True}
+        try:
+            if pending.answer is None:
+                parent = pending.answer_parent if pending.answer_parent is not None else AFTER_LEAF
+                pending.answer = self.storage.add_message(pending.conversation_id, "assistant", text, meta,
+                                                          parent_id=parent)
+            else:
+                pending.answer = self.storage.update_message(pending.answer.id, text, meta)
+        except UserError:
+            pending.partial_failed = True  # not again for this answer; the caller shows it once
+            raise
+        pending.saved_at = now
+        return True
 
-        ``adapters`` names the LoRA adapters (with strength) the answer was written with, so
-        answers with and without an adapter can be compared later."""
-        if not result.text.strip():
-            return None
-        meta = {
-            "model": model_name,
-            "finish_reason": result.finish_reason,
-            "completion_tokens": result.completion_tokens,
-            "tokens_per_s": round(result.tokens_per_s, 2),
-            "ttft_s": round(result.time_to_first_token_s or 0.0, 3),
-        }
-        if adapters:
-            meta["adapters"] = list(adapters)
+    def _meta(self, pending: PendingAnswer) -> dict:
+        """What an answer keeps about how it was asked (for later prompts, sources, notes)."""
+        meta: dict = {}
         if pending.sources:
             meta["sources"] = [h.citation for h in pending.sources]
         if pending.web_urls:
@@ -303,5 +334,31 @@ class ChatService:
             meta["asked_as"] = pending.asked_as
         if pending.shown_now:
             meta["shown"] = list(pending.shown_now)
-        return self.storage.add_message(pending.conversation_id, "assistant", result.text, meta)
+        return meta
 
+    def finish(self, pending: PendingAnswer, result: GenerationResult, model_name: str,
+               adapters: list[str] | None = None) -> StoredMessage | None:
+        """Keep the answer, a stopped one too (marked as such); an empty one is not kept. An
+        answer saved while it was written is completed in place (no longer unfinished).
+
+        ``adapters`` names the LoRA adapters (with strength) the answer was written with, so
+        answers with and without an adapter can be compared later."""
+        text = result.text if result.text.strip() else (pending.answer.content if pending.answer else "")
+        if not text.strip():
+            return None
+        meta = {
+            "model": model_name,
+            "finish_reason": result.finish_reason,
+            "completion_tokens": result.completion_tokens,
+            "tokens_per_s": round(result.tokens_per_s, 2),
+            "ttft_s": round(result.time_to_first_token_s or 0.0, 3),
+        }
+        if adapters:
+            meta["adapters"] = list(adapters)
+        meta.update(self._meta(pending))
+        pending.finished = True
+        if pending.answer is not None:
+            pending.answer = self.storage.update_message(pending.answer.id, text, meta)
+            return pending.answer
+        parent = pending.answer_parent if pending.answer_parent is not None else AFTER_LEAF
+        return self.storage.add_message(pending.conversation_id, "assistant", text, meta, parent_id=parent)

@@ -74,6 +74,7 @@ class UndoRecord:
     created: float
     state: str                    # "applying" | "applied" | "undone"
     files: list[UndoFile]
+    commit: str | None = None     # the git commit of this change, when the project commits applies
 
     @property
     def paths(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 Pure functions (no Qt), like ``render``; Qt's rich text understands tables and inline styles
 only, so that is all this emits. Rejected hunks are shown greyed, so the view always
-matches what Apply would write.
+matches what Apply would write. Colours come from the window's theme (``render.current_theme``:
+light or dark, every code colour readable on these backgrounds).
 """
 
 from __future__ import annotations
@@ -11,20 +12,18 @@ import functools
 import html
 
 from pygments import highlight
-from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from app.core.chat.render import Theme, current_theme, formatter
 from app.core.edits.plan import DELETED, NEW, FileChange, Hunk
 
 CONTEXT = 3
-_FMT = HtmlFormatter(noclasses=True, nowrap=True, style="default")
-ADD_BG, DEL_BG, HEAD_BG, OFF_BG = "#e6ffec", "#ffebe9", "#ddf4ff", "#f3f3f3"
 STATUS_WORDS = {NEW: "new file", DELETED: "deleted file"}
 
 
 @functools.lru_cache(maxsize=16)
-def _highlighted(path: str, lines: tuple[str, ...]) -> list[str]:
+def _highlighted(path: str, lines: tuple[str, ...], theme: Theme) -> list[str]:
     """Highlighted HTML per line; cached, since every tick of a hunk box re-renders the file."""
     if not lines:
         return []
@@ -32,7 +31,7 @@ def _highlighted(path: str, lines: tuple[str, ...]) -> list[str]:
         lexer = get_lexer_for_filename(path, stripnl=False, ensurenl=False)
     except ClassNotFound:
         lexer = TextLexer(stripnl=False, ensurenl=False)
-    out = highlight("\n".join(lines) + "\n", lexer, _FMT).split("\n")
+    out = highlight("\n".join(lines) + "\n", lexer, formatter(theme)).split("\n")
     if len(out) < len(lines):  # never trust a lexer to keep line counts: fall back to plain
         return [html.escape(line) for line in lines]
     return out[: len(lines)]
@@ -43,20 +42,21 @@ def _code(cell: str) -> str:
 
 
 def _num(n: int | str) -> str:
-    return f'<td width="34" align="right" style="color:#888">{n}&nbsp;</td>'
+    return f'<td width="34" align="right" style="color:{current_theme().muted}">{n}&nbsp;</td>'
 
 
 def render_change(change: FileChange, accepted: set[int], side_by_side: bool = False) -> str:
     """HTML of every hunk of ``change`` with context; ``accepted`` holds the accepted hunk indexes."""
     old = change.original.contents if change.original else []
     new = change.new_lines or []
-    hold, hnew = _highlighted(change.path, tuple(old)), _highlighted(change.path, tuple(new))
+    t = current_theme()
+    hold, hnew = _highlighted(change.path, tuple(old), t), _highlighted(change.path, tuple(new), t)
     head = f"<b>{html.escape(change.path)}</b>"
     if change.status in STATUS_WORDS:
         head += f" — <i>{STATUS_WORDS[change.status]}, needs your approval</i>"
     parts = [f"<p>{head}</p>"]
     for w in change.warnings:
-        parts.append(f'<p style="color:#8a5a00">⚠ {html.escape(w)}</p>')
+        parts.append(f'<p style="color:{t.warn}">⚠ {html.escape(w)}</p>')
     if not change.hunks:
         parts.append("<p><i>Empty file.</i></p>")
     for h in change.hunks:
@@ -70,8 +70,10 @@ def _hunk_table(h: Hunk, old: list[str], hold: list[str], hnew: list[str], on: b
     where = (f"adds {len(h.new)} line{'s' * (len(h.new) != 1)} after line {h.old_start}" if not h.old
              else f"lines {h.old_start + 1}–{h.old_end}")
     label = f"Hunk {h.index + 1}: {where} {'(accepted)' if on else '(rejected: stays as it is)'}"
-    rows = [f'<tr><td colspan="{4 if side else 3}" style="background:{HEAD_BG}">{html.escape(label)}</td></tr>']
-    add_bg, del_bg = (ADD_BG, DEL_BG) if on else (OFF_BG, OFF_BG)
+    t = current_theme()
+    rows = [f'<tr><td colspan="{4 if side else 3}" style="background:{t.hunk_bg}; color:{t.code_fg}">'
+            f'{html.escape(label)}</td></tr>']
+    add_bg, del_bg = (t.add_bg, t.del_bg) if on else (t.off_bg, t.off_bg)
     def ctx(i: int, shift: int) -> str:
         if side:
             return (f"<tr>{_num(i + 1)}<td width='50%'>{_code(hold[i])}</td>{_num(i + 1 + shift)}"
@@ -94,5 +96,5 @@ def _hunk_table(h: Hunk, old: list[str], hold: list[str], hnew: list[str], on: b
         rows += [f'<tr>{_num(j + 1)}<td width="14" style="background:{add_bg}">+</td>'
                  f'<td style="background:{add_bg}">{_code(hnew[j])}</td></tr>' for j in added]
     rows += [ctx(i, h.new_end - h.old_end) for i in range(h.old_end, b)]
-    return ('<table cellspacing="0" cellpadding="2" width="100%" style="margin-bottom:8px">'
-            + "".join(rows) + "</table>")
+    return (f'<table cellspacing="0" cellpadding="2" width="100%" bgcolor="{t.code_bg}" '
+            f'style="margin-bottom:8px; color:{t.code_fg}">' + "".join(rows) + "</table>")

@@ -4,7 +4,11 @@
 
 - **whole file** (the default we ask for: small models get it right): a fenced block whose
   path is on the line before the fence (``src/app.py``, ``**src/app.py**``, ``### src/app.py``,
-  ``File: src/app.py``) or in the fence's info string (```` ```python src/app.py ````).
+  ``File: src/app.py``), in the fence's info string (```` ```python src/app.py ````,
+  ```` ```python:src/app.py ````, ```` ```py title="x.py" ````), or, when neither names one, on
+  the block's first line as a comment (``# src/app.py``, ``// src/app.py``: that line is the
+  label, not content). A glued ```` ```pythonsrc/app.py ```` is not split (it is read as written,
+  and a note says so). Fences of any length and nested ``` blocks: see ``fences``.
 - **SEARCH/REPLACE** blocks (``<<<<<<< SEARCH`` / ``=======`` / ``>>>>>>> REPLACE``),
   fenced or not, with the path on the line before.
 - **unified diffs** (```` ```diff ```` or bare ``---``/``+++``/``@@``); line numbers are
@@ -13,15 +17,24 @@
 
 What cannot be used becomes a ``ParseProblem`` with the answer line, never an exception:
 an answer cut off inside a block proposes nothing for that block (a truncated file would
-delete the rest of the real one).
+delete the rest of the real one), unless the caller says the answer was complete (the model
+stopped by itself): then a last block without its closing fence is used, marked ``unclosed``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
-FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+from app.core.edits.fences import (FENCE_LINE, Fence, FenceScanner, glued_language, is_document, looks_like_path,
+                                   path_from_comment, path_from_info, path_from_line)
+
+__all__ = ["FileEdit", "ParseProblem", "ParsedAnswer", "Replacement", "parse_answer", "is_elided",
+           "looks_like_path", "path_from_line", "path_from_info", "path_from_comment",  # from fences, as before
+           "FENCE_OPEN", "SEARCH_HEAD", "DIVIDER", "REPLACE_TAIL", "HUNK_HEAD", "DELETE_LINE"]
+
+FENCE_OPEN = FENCE_LINE  # kept for git_commit.explanation
 SEARCH_HEAD = re.compile(r"^\s*<{5,9} ?SEARCH\b.*$")
 DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 REPLACE_TAIL = re.compile(r"^\s*>{5,9} ?(REPLACE|UPDATED)\b.*$")
@@ -32,10 +45,6 @@ DELETE_LINE = re.compile(r"^\s*DELETE(?: FILE)?:?\s+`?([^`\s]+)`?\s*$")
 ELIDED = re.compile(r"(?:#|//|/\*|--|<!--|;)?\s*(?:\.\.\.|…)(.*)", re.DOTALL)
 ELIDED_WORDS = re.compile(r"\b(rest|existing|remaining|other|previous|unchanged|same|omitted|code)\b",
                           re.IGNORECASE)
-_EXT = re.compile(r"\.[A-Za-z][\w+-]{0,11}$")
-_PATHCHARS = re.compile(r"^[\w.\-/\\+@]+$")
-EXTENSIONLESS = {"Makefile", "Dockerfile", "LICENSE", "Procfile", "Gemfile", "Rakefile",
-                 "Jenkinsfile", "Vagrantfile", "CMakeLists.txt", ".gitignore", ".env.example"}
 DIFF_LANGS = {"diff", "patch", "udiff"}
 
 
@@ -60,6 +69,8 @@ class FileEdit:
     create: bool = False          # a unified diff from /dev/null: the file must be new
     guessed: bool = False         # the answer named no file: the request's only file was assumed
     elided: list[int] = field(default_factory=list)  # lines of a whole block that say "... rest unchanged"
+    unclosed: bool = False        # the answer ended inside this block (accepted: the answer was complete)
+    path_comment: str | None = None  # the block's first line named the file (``# x.py``); left out of it
 
 
 @dataclass
@@ -75,45 +86,10 @@ class ParsedAnswer:
     problems: list[ParseProblem] = field(default_factory=list)
 
 
-def looks_like_path(s: str) -> bool:
-    if not s or len(s) > 260 or not _PATHCHARS.match(s):
-        return False
-    base = s.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    if base in EXTENSIONLESS:
-        return True
-    return bool(_EXT.search(base)) and any(c.isalpha() for c in base.split(".")[0] or "x")
-
-
 def is_elided(line: str) -> bool:
     """Whether a line of code says code was left out: ``...``, ``# ... rest unchanged``."""
     m = ELIDED.fullmatch(line.strip())
     return m is not None and (not m.group(1).strip() or ELIDED_WORDS.search(m.group(1)) is not None)
-
-
-def path_from_line(line: str) -> str | None:
-    """The path on a line such as ``src/app.py``, ``**src/app.py**:``, ``### File: `x.py` ``."""
-    s = line.strip()
-    if not s or len(s) > 300:
-        return None
-    s = re.sub(r"^(#{1,6}|\d+\.|[-*>])\s+", "", s)
-    for _ in range(2):
-        s = s.strip().strip("*_`").strip().rstrip(":").strip().strip("*_`").strip()
-        s = re.sub(r"^(file(name)?|path)\s*[:=]\s*", "", s, flags=re.IGNORECASE)
-    return s if looks_like_path(s) else None
-
-
-def path_from_info(info: str) -> str | None:
-    """A path in a fence's info string: ``python src/a.py``, ``python:src/a.py``, ``title="a.py"``."""
-    for token in info.replace(":", " ").split():
-        token = re.sub(r"^(title|file(name)?|path)=", "", token, flags=re.IGNORECASE).strip("\"'`")
-        if looks_like_path(token):
-            return token
-    return None
-
-
-def _is_close(line: str, fence: str) -> bool:
-    s = line.strip()
-    return len(s) >= len(fence) and set(s) == {fence[0]}
 
 
 def _dedent(body: list[str], indent: str) -> list[str]:
@@ -122,8 +98,10 @@ def _dedent(body: list[str], indent: str) -> list[str]:
     return body
 
 
+@functools.lru_cache(maxsize=1024)
 def _fits(lang: str, path: str) -> bool:
-    """Whether a fence language can be the language of ``path`` (no language: yes)."""
+    """Whether a fence language can be the language of ``path`` (no language: yes). Cached: a
+    pygments look-up by file name takes about a millisecond, and an answer asks once a block."""
     if not lang:
         return True
     from pygments.lexers import get_lexer_for_filename
@@ -135,11 +113,13 @@ def _fits(lang: str, path: str) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str, default_path: str | None = None):
+    def __init__(self, text: str, default_path: str | None = None, complete: bool = False):
         self.lines = [line.rstrip("\r") for line in text.split("\n")]
         self.out = ParsedAnswer()
         self.candidate: str | None = None
         self.default_path = default_path
+        self.complete = complete
+        self.scan = FenceScanner(self.lines)
 
     def problem(self, message: str, path: str | None, line: int) -> None:
         self.out.problems.append(ParseProblem(message, path, line))
@@ -148,9 +128,9 @@ class _Parser:
         lines, i = self.lines, 0
         while i < len(lines):
             line = lines[i]
-            m = FENCE_OPEN.match(line)
-            if m:
-                i = self._fenced(i, m)
+            fence = self.scan.fences[i]
+            if fence is not None:
+                i = self._fenced(i, fence)
                 continue
             if SEARCH_HEAD.match(line):
                 j = self._block_end(i)
@@ -190,35 +170,75 @@ class _Parser:
             j += 1
         return j
 
-    def _fenced(self, i: int, m: re.Match) -> int:
-        indent, fence, info = m.group(1), m.group(2), m.group(3).strip()
-        j = i + 1
-        while j < len(self.lines) and not _is_close(self.lines[j], fence):
-            j += 1
-        body = _dedent(self.lines[i + 1:j], indent)
-        path = path_from_info(info) or self.candidate
-        self.candidate = None
-        if j >= len(self.lines):
-            if path or any(SEARCH_HEAD.match(b) for b in body):
-                self.problem(
-                    f"The answer ends inside the code block for {path or 'a SEARCH/REPLACE edit'} "
-                    f"(answer line {i + 1}): it was cut off, so that block was not used. "
-                    "Ask again, or raise the answer length in Settings.", path, i + 1)
-            return j
+    def _block_path(self, info: str) -> str | None:
+        """The path the info string or the label line before gives (a label beats a glued info)."""
+        path = path_from_info(info)
+        label = self.candidate
+        if path and label and path != label and path.endswith(label) and path[:-len(label)].isalpha():
+            return label  # ```pythonsrc/app.py under a src/app.py label
+        return path or label
+
+    def _fenced(self, i: int, fence: Fence) -> int:
+        lines, info = self.lines, fence.info
         lang = info.split()[0].lower() if info.split() else ""
+        path = self._block_path(info)
+        self.candidate = None
+        default = self.default_path if lang not in DIFF_LANGS else None
+        comment_path = path_from_comment(lines[i + 1]) if i + 1 < len(lines) else None
+        doc_path = path or comment_path
+        if doc_path is None and default and is_document(default, "") and _fits(lang, default):
+            doc_path = default
+        end = self.scan.end(i, fence, is_document(doc_path, lang))
+        j = len(lines) if end.end is None else end.end
+        body = _dedent(lines[i + 1:j], fence.indent)
+        is_search = any(SEARCH_HEAD.match(b) for b in body)
+        is_diff = not is_search and (lang in DIFF_LANGS or _looks_like_udiff(body))
+        comment = None
+        if path is None and comment_path and body and not is_search and not is_diff:
+            path, comment, body = comment_path, body[0], body[1:]
+        if end.end is None:
+            while body and not body[-1].strip():
+                body.pop()  # the answer's last newline, or blank lines before a fence never written
+            if not self.complete or not any(b.strip() for b in body):
+                if path or is_search:
+                    self.problem(
+                        f"The answer ends inside the code block for {path or 'a SEARCH/REPLACE edit'} "
+                        f"(answer line {i + 1}): it was cut off, so that block was not used. "
+                        "Ask again, or raise the answer length in Settings.", path, i + 1)
+                return j
         guessed = False
-        if (path is None and self.default_path and any(b.strip() for b in body)
-                and lang not in DIFF_LANGS and _fits(lang, self.default_path)):
-            path, guessed = self.default_path, True
-        if any(SEARCH_HEAD.match(b) for b in body):
+        if path is None and default and any(b.strip() for b in body) and _fits(lang, default):
+            path, guessed = default, True
+        if path and (end.guessed or end.maybe_cut):
+            self._fence_warning(path, fence, i, j, end.guessed)
+        if info == path and not guessed:
+            alias = glued_language(path)
+            if alias:
+                self.problem(f"The code block at answer line {i + 1} names {path}; it was used as written. "
+                             f"If the language {alias} is glued to the path, reject it and ask again "
+                             f"(```{alias} {path[len(alias):]}).", path, i + 1)
+        if is_search:
             self._search_replace(body, path, i + 2)
-        elif lang in DIFF_LANGS or _looks_like_udiff(body):
+        elif is_diff:
             self._udiff(body, path, i + 2)
         elif path:
-            elided = [i + 2 + k for k, b in enumerate(body) if is_elided(b)]
+            first = i + 3 if comment is not None else i + 2
+            elided = [first + k for k, b in enumerate(body) if is_elided(b)]
             self.out.edits.append(FileEdit(path, "whole", "whole file", lines=body, answer_line=i + 1,
-                                           elided=elided, guessed=guessed))
+                                           elided=elided, guessed=guessed, unclosed=end.end is None,
+                                           path_comment=comment))
         return j + 1
+
+    def _fence_warning(self, path: str, fence: Fence, i: int, j: int, guessed: bool) -> None:
+        short, longer = fence.char * 3, fence.char * (fence.length + 1)
+        if guessed:
+            why = (f"holds {short} lines of its own, so where it ends was guessed (answer line {j + 1}). "
+                   "Check the end of the file in the diff.")
+        else:
+            why = (f"may end too early: more {short} lines follow its closing fence (answer line {j + 1}), "
+                   "so part of the file may be missing. Check the end of the file in the diff.")
+        self.problem(f"The block for {path} (answer line {i + 1}) {why} A longer fence ({longer}) around "
+                     "a file that holds fences makes it exact.", path, i + 1)
 
     def _search_replace(self, body: list[str], path: str | None, first_line: int) -> None:
         k, state = 0, None
@@ -357,11 +377,14 @@ def _looks_like_udiff(body: list[str]) -> bool:
     return bool(body) and HUNK_HEAD.match(body[0]) is not None
 
 
-def parse_answer(text: str, default_path: str | None = None) -> ParsedAnswer:
+def parse_answer(text: str, default_path: str | None = None, complete: bool = False) -> ParsedAnswer:
     """All file edits in an answer, in order, plus what could not be used and why.
 
     ``default_path``: when a change request was about one file only, a code block that
     names no file (small models often forget the path line) is taken as that file, in the
     file's language only, and marked ``guessed``; the user sees it says so.
+    ``complete``: the model stopped by itself (``finish_reason == "stop"``), so a last block
+    without a closing fence is the whole block: used, and marked ``unclosed``. Otherwise it
+    may have been cut off by the length limit, and is refused.
     """
-    return _Parser(text, default_path).run()
+    return _Parser(text, default_path, complete).run()

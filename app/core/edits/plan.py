@@ -165,6 +165,12 @@ def _apply_edit(edit: FileEdit, cur: list[str] | None, path: str, problems: list
         if edit.guessed:
             warnings.append(f"The answer did not name a file; its code block (answer line {edit.answer_line}) "
                             f"was taken as {path}, the file the request was about. Check it is meant to be.")
+        if edit.unclosed:
+            warnings.append(f"The answer's last block (answer line {edit.answer_line}) had no closing fence; "
+                            "it was taken to run to the end of the answer. Check the end of the file.")
+        if edit.path_comment is not None:
+            warnings.append(f"The block's first line, {edit.path_comment.strip()!r}, named the file and was "
+                            "left out of it.")
         if cur is not None and not edit.create:
             partial = apply_partial(cur, edit.lines)
             if partial is not None:
@@ -213,13 +219,14 @@ def _unsavable_line(lines: list[str] | None) -> int | None:
     return None
 
 
-def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | None = None) -> ChangeSet:
+def plan_changes(root: Path, answer: str | ParsedAnswer, default_path: str | None = None,
+                 complete: bool = False) -> ChangeSet:
     """Every change an answer proposes for files under ``root``, ready to review. Reads only.
 
-    ``default_path``: see ``parse_answer``.
+    ``default_path``, ``complete`` (the model stopped by itself): see ``parse_answer``.
     """
     root = Path(root)
-    parsed = parse_answer(answer, default_path) if isinstance(answer, str) else answer
+    parsed = parse_answer(answer, default_path, complete) if isinstance(answer, str) else answer
     cs = ChangeSet(root, answer if isinstance(answer, str) else "")
     cs.problems.extend(EditProblem(p.message, p.path) for p in parsed.problems)
     order: list[str] = []

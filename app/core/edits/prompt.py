@@ -17,10 +17,12 @@ from typing import Callable
 from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from app.core.edits.fences import fence_for
 from app.core.edits.formats import looks_like_path
 from app.core.edits.project_path import UnsafePathError, resolve_in_project
 from app.core.edits.textfile import TextFile, UneditableFileError
-from app.core.project import mentioned_files, project_files
+from app.core.edits.choose import choose_files
+from app.core.project import project_files
 
 CODE_COMMAND = "/code"
 
@@ -38,19 +40,44 @@ Rules:
 - Always give the whole file, never "..." or "rest unchanged".
 - Use the exact relative path of the file. To create a file, use a new path. To delete a file, \
 write a line: DELETE path/to/file
-- Only change what the request needs. Explain the change in one or two sentences."""
+- Only change what the request needs. Explain the change in one or two sentences.
+- If a file contains ``` lines, wrap it in a longer fence (````), as it is shown."""
 
 BIG_FILE_NOTE = ("This file is long: answer with its path and then only the complete new version of "
                  "each function or class you change.")
 
 
+CHOSEN_MAX = 5  # files the index may add to a request that names none
+
+
 @dataclass
 class EditRequest:
-    """A change request against a project: the files the model sees and may change."""
+    """A change request against a project: the files the model sees and may change.
+
+    ``files`` empty: they are chosen when the prompt is built (on the worker): those the request
+    names or ``@``-mentions, else the project index's best (``search``: ``ProjectIndex.search``);
+    ``reasons`` then says why each was chosen and ``problems`` what could not be used."""
 
     root: Path
     request: str
     files: list[str] = field(default_factory=list)
+    search: Callable[[str, int], list] | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    from_index: bool = False  # the files came from the index (shown within the speed budget)
+
+
+def choose_request_files(req: EditRequest) -> None:
+    """Fill ``req.files`` (and reasons, problems): what the request names or @-mentions; when it
+    names nothing, the index's most relevant files (definitions that match, their importers).
+    Reads the project tree: call it on a worker."""
+    files = project_files(req.root)
+    chosen, req.problems = choose_files(req.request, req.root, files, None)
+    if not chosen and req.search is not None:
+        chosen, req.problems = choose_files(req.request, req.root, files, req.search, limit=CHOSEN_MAX)
+        req.from_index = bool(chosen)
+    req.files = [c.path for c in chosen]
+    req.reasons = {c.path: c.reason for c in chosen}
 
 
 def strip_command(text: str) -> tuple[bool, str]:
@@ -81,18 +108,23 @@ def language_of(path: str) -> str:
 
 
 def build_edit_prompt(req: EditRequest, budget_tokens: int, answer_tokens: int,
-                      count: Callable[[str], int]) -> tuple[str, str, list[str]]:
+                      count: Callable[[str], int], index_tokens: int | None = None) -> tuple[str, str, list[str]]:
     """(system addition, user message, files shown) within ``budget_tokens``.
 
     A file is shown whole when it fits what is left of the budget; it is marked "long" when
-    repeating it would not fit ``answer_tokens``.
+    repeating it would not fit ``answer_tokens``. Files the index chose (the user named none)
+    are also held to ``index_tokens``, the speed budget (what the model reads within the
+    first-answer target), all but the first: a guess should not cost the user a minute.
     """
     if not req.files:
-        # Reads the project tree: this runs on the worker thread, with the prompt.
-        req.files = mentioned_files(req.request, project_files(req.root))
+        choose_request_files(req)  # reads the project tree: this runs on the worker, with the prompt
     parts: list[str] = []
     shown: list[str] = []
     left = budget_tokens - count(EDIT_INSTRUCTIONS) - count(req.request) - 64
+    if req.from_index and index_tokens is not None:
+        spend = max(0, index_tokens - count(req.request) - 64)
+    else:
+        spend = None
     skipped: list[str] = []
     for rel in req.files:
         try:
@@ -102,11 +134,15 @@ def build_edit_prompt(req: EditRequest, budget_tokens: int, answer_tokens: int,
             continue
         if text and not text.endswith("\n"):
             text += "\n"
-        block = f"{rel}\n```{language_of(rel)}\n{text}```\n"
+        fence = fence_for(text)  # longer than any fence inside, so the model can tell where the file ends
+        block = f"{rel}\n{fence}{language_of(rel)}\n{text}{fence}\n"
         cost = count(block)
-        if cost > left:
-            skipped.append(rel)
+        if cost > left or (spend is not None and shown and cost > spend):
+            if not req.from_index:  # a file the user named: the model hears it exists
+                skipped.append(rel)
             continue
+        if spend is not None:
+            spend -= cost
         if cost > answer_tokens * 0.8:
             block += BIG_FILE_NOTE + "\n"
         parts.append(block)

@@ -2,7 +2,8 @@
 applied) as JSON Lines in chat ``messages`` form, for ``training/colab_training.ipynb``.
 
 An example is one good answer with the conversation up to it: the question it answered and
-the earlier turns as context. What does not belong in a prompt is left out: sandbox output
+the earlier turns as context. Only the branch on show counts (``Storage.messages``): of an
+answer's versions, the one the user chose, which is also the one later turns built on. What does not belong in a prompt is left out: sandbox output
 and ``/remember`` notes (system messages), ``/search`` result lists (no model wrote them), tool
 commands, and earlier answers the user rated down (with their questions), since training
 learns from every assistant turn in an example. ``/code`` requests lose the command word.
@@ -189,8 +190,9 @@ def _question(content: str, meta: dict) -> str | None:
 
 
 def _cut_short(m, rating: Rating) -> bool:
-    """A stopped answer is half an answer, unless the user said it is good as it is."""
-    return m.meta.get("finish_reason") == "cancelled" and rating.user <= 0
+    """A stopped answer, or one a crash interrupted (kept as far as it was written), is half
+    an answer, unless the user said it is good as it is."""
+    return (m.meta.get("finish_reason") == "cancelled" or bool(m.meta.get("unfinished"))) and rating.user <= 0
 
 
 def _reason(conv: Conversation, m, rating: Rating, tool, has_question: bool, filt: ExportFilter) -> str | None:

@@ -30,15 +30,20 @@ from typing import Callable
 
 from app.core.run.result import RunResult, SandboxLimits
 from app.core.run.sandbox import SandboxError, code_python, make_folder, run_in_folder
+from app.core.run.fix_request import (  # noqa: F401 - the /fix request is part of this module's API
+    FixRequest, fix_budget, fix_request, fix_request_for_tests, rough_tokens)
+from app.core.run.trace import PYTEST_ARGS, FailingTest, Trace, TraceError, trace_failing_test
+
+Search = Callable[[str, int], list]  # (query, k) -> the project index's hits (app.core.index.indexer.Hit)
 
 
 # Tests take longer than a snippet: generous time and memory, still bounded.
 TEST_LIMITS = SandboxLimits(time_s=300.0, memory_mb=4096, output_bytes=400_000, file_mb=256)
 COPY_MAX_BYTES = 300 * 1024 * 1024
 COPY_MAX_FILES = 20_000
-PYTEST_ARGS = ["-x", "-q", "--tb=short", "--color=no", "-p", "no:cacheprovider"]
-ERROR_TAIL = 3000
 NO_TESTS = 5  # pytest's exit code when nothing was collected
+MAX_FIX_FILES = 8     # source files named for the fix (then the tests)
+SEARCH_HITS = 5
 
 _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache",
               ".ruff_cache", ".tox", ".nox", ".idea", ".vscode", ".eggs"}
@@ -73,7 +78,9 @@ class SuiteRun:
     result: RunResult
     python: str
     output: str                     # stdout + stderr, sandbox paths mapped back to project paths
-    files: list[str] = field(default_factory=list)  # project files the failure output names
+    files: list[str] = field(default_factory=list)  # files for the fix, most relevant first
+    trace: Trace | None = None      # what the first failing test ran (its traced re-run)
+    trace_note: str = ""            # why there is no trace, when tracing was tried and failed
 
     @property
     def passed(self) -> bool:
@@ -176,8 +183,8 @@ _PYTEST_LOC = re.compile(r"^(?:_+ )?([\w./\\-]+\.py):(\d+)", re.M)
 _TRACE_LOC = re.compile(r'File "([^"]+\.py)", line (\d+)')
 
 
-def failing_files(output: str, project: Path) -> list[str]:
-    """Project files named in failure output, code before tests (the code is what to fix first)."""
+def named_files(output: str, project: Path) -> list[str]:
+    """Project files the output's locations name, in order of first mention."""
     seen: list[str] = []
     for m in list(_PYTEST_LOC.finditer(output)) + list(_TRACE_LOC.finditer(output)):
         raw = m.group(1).replace("\\", "/")
@@ -191,12 +198,20 @@ def failing_files(output: str, project: Path) -> list[str]:
             raw = raw[2:]
         if raw not in seen and (project / raw).is_file():
             seen.append(raw)
+    return seen
 
-    def is_test(p: str) -> bool:
-        name = p.rsplit("/", 1)[-1]
-        return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{p}" or name == "conftest.py"
-    tests = [p for p in seen if is_test(p)]
-    code = [p for p in seen if not is_test(p)]
+
+def is_test_file(p: str) -> bool:
+    name = p.rsplit("/", 1)[-1]
+    return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{p}" or name == "conftest.py"
+
+
+def failing_files(output: str, project: Path) -> list[str]:
+    """Project files named in failure output, code before tests (the code is what to fix first):
+    the file choice without a trace."""
+    seen = named_files(output, project)
+    tests = [p for p in seen if is_test_file(p)]
+    code = [p for p in seen if not is_test_file(p)]
     for t in tests:  # an assertion in a test names only the test: add the project modules it imports
         code += [m for m in imported_modules(project, t) if m not in code and m not in tests]
     return code + tests
@@ -229,8 +244,13 @@ def imported_modules(project: Path, rel: str) -> list[str]:
 
 def run_project_tests(project: Path, args: list[str] | None = None, *, limits: SandboxLimits | None = None,
                       on_output: Callable[[str, str], None] | None = None,
-                      cancelled: Callable[[], bool] | None = None, python: str | None = None) -> SuiteRun:
-    """Run the project's tests on a copy of it in the sandbox; the project is never written."""
+                      cancelled: Callable[[], bool] | None = None, python: str | None = None,
+                      trace: bool = True, trace_limits: SandboxLimits | None = None,
+                      search: Search | None = None) -> SuiteRun:
+    """Run the project's tests on a copy of it in the sandbox; the project is never written.
+    After a failure, the first failing test runs again under the tracer (``trace``; trace.py) on
+    the same copy, and ``search`` (the project index, optional) adds files that match the
+    failure's words; ``run.files`` is then the ranked choice of ``fix_files``."""
     project = Path(project).resolve()
     if not project.is_dir():
         raise SandboxError(f"The project folder {project} does not exist any more.")
@@ -254,23 +274,94 @@ def run_project_tests(project: Path, args: list[str] | None = None, *, limits: S
                                limits=limits or TEST_LIMITS, on_output=forward, cancelled=cancelled,
                                python=python, keep=[project])
         result.stdout, result.stderr = mapped(result.stdout), mapped(result.stderr)
+        run = SuiteRun(result, python, result.stdout + result.stderr)
+        if trace and _traceable(result, cancelled):
+            test = failing_test(run.output)
+            try:
+                if test is None:
+                    raise TraceError("the output names no failing test to run again")
+                run.trace = trace_failing_test(root, copy, project, python, test, list(args or []),
+                                               limits=trace_limits, cancelled=cancelled)
+                if not run.trace.failed:
+                    run.trace_note = ("The failing test passed when run again with fewer tests around it (it may "
+                                      "depend on tests before it); the code shown is what it ran then.")
+            except (TraceError, OSError) as e:  # never the end of the /fix: its files come from the output then
+                run.trace_note = f"The failing test could not be traced: {e}; the files are those the output names."
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    output = result.stdout + result.stderr
-    run = SuiteRun(result, python, output)
     if not run.passed:
-        run.files = failing_files(output, project)
+        run.files = fix_files(project, run.output, run.trace, search)
     return run
 
 
-def fix_request_for_tests(run: SuiteRun, note: str = "") -> str:
-    """The change request a failing run becomes: the failure and the files it names (the
-    edit prompt shows those files to the model, and its answer goes to the diff pane)."""
-    tail = run.output[-ERROR_TAIL:].rstrip() or run.result.summary()
-    files = ", ".join(run.files) if run.files else "(none named in the output)"
-    extra = f"\n{note.strip()}" if note.strip() else ""
-    return (f"The project's tests fail. Change the code so that they pass; change a test "
-            f"only if the test itself is wrong.\n\nFiles involved: {files}\n\nTest output:\n\n```\n{tail}\n```{extra}")
+def _traceable(result: RunResult, cancelled: Callable[[], bool] | None) -> bool:
+    """A plain failure (not a stop, a time-out or a crash), and the user has not stopped /fix."""
+    return (result.exit_code == 1 and not (result.timed_out or result.cancelled or result.memory_exceeded)
+            and not (cancelled is not None and cancelled()))
+
+
+_SUMMARY = re.compile(r"^(?:FAILED|ERROR) (.+?)\s*$", re.M)
+_HEADLINE = re.compile(r"^_{3,} (.+?) _{3,}$", re.M)
+_UNITTEST = re.compile(r"^(?:FAIL|ERROR): (\S+) \(([^)\s]*)\)", re.M)
+
+
+def failing_test(output: str) -> FailingTest | None:
+    """The first failing test named in the output of the first run, or None (a collection error,
+    a crash before any test, an output without names). Odd pytest ids are kept whole: the
+    summary line ``FAILED id - message`` gives every cut at " - " as a candidate (a parameter
+    may hold " - " too), and the tracer takes the longest one that names a collected test."""
+    if "running unittest discover" in output:  # the runner's own line (see _RUNNER)
+        m = _UNITTEST.search(output)
+        if m is None or m.group(2).startswith("unittest."):
+            return None
+        name, where = m.group(1), m.group(2)
+        test_id = where if where.endswith("." + name) or name.startswith(("setUp", "tearDown")) else f"{where}.{name}"
+        return FailingTest("unittest", (test_id,), start="tests")  # as the first run discovered, if it exists
+    for m in _SUMMARY.finditer(output):
+        rest = m.group(1)
+        if "::" not in rest:
+            continue  # "ERROR tests/test_x.py": a collection error, no test to run
+        cuts = [rest] + [rest[:i] for i in range(len(rest)) if rest.startswith(" - ", i)]
+        return FailingTest("pytest", tuple(c for c in cuts if "::" in c))
+    names = [n for n in _HEADLINE.findall(output) if " " not in n.strip() or "[" in n]
+    names = [n for n in names if not n.startswith(("ERROR", "short test summary"))]
+    return FailingTest("pytest", (), names=(names[0],)) if names else None
+
+
+def failure_words(output: str, trace: Trace | None) -> str:
+    """The failure's own words (the assertion or the exception), for the index search."""
+    if trace is not None and trace.message:
+        return trace.message[:300]
+    lines = [ln[1:].strip() for ln in output.splitlines() if ln.startswith("E ")]
+    lines = lines or [ln.strip() for ln in output.splitlines() if re.match(r"\w*(Error|Exception)\b", ln.strip())]
+    return " ".join(lines[:4])[:300]
+
+
+def fix_files(project: Path, output: str, trace: Trace | None, search: Search | None = None) -> list[str]:
+    """Files for the fix, most relevant first: project source in the failure's traceback, the
+    files of the functions the test ran (nearest the failure first), the index's matches for
+    the failure's words, then the test files. Without a trace: the output's files with the
+    modules the tests import (the choice before tracing), index matches before the tests."""
+    project = Path(project).resolve()
+    if trace is None:
+        named = failing_files(output, project)
+    else:
+        named = named_files(output, project) + trace.stack_files()
+    code = [p for p in named if not is_test_file(p)]
+    tests = [p for p in named if is_test_file(p)]
+    if trace is not None:
+        code += [f.path for f in trace.ranked()]
+    words = failure_words(output, trace) if search is not None else ""
+    if words:
+        try:
+            code += [h.chunk.path for h in search(words, SEARCH_HITS)]
+        except Exception:  # noqa: BLE001 - a broken index must not stop the /fix; the files are optional
+            pass
+    out: list[str] = []
+    for p in code:
+        if p not in out and p not in tests and len(out) < MAX_FIX_FILES and (project / p).is_file():
+            out.append(p)
+    return out + [t for i, t in enumerate(tests) if t not in tests[:i]]
 
 
 @dataclass(frozen=True)

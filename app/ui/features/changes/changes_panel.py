@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout
 from app.core.edits.diff_render import STATUS_WORDS, render_change
 from app.core.edits import ChangeSet, FileChange
 from app.ui.banners import error_label
+from app.ui.features.changes.checks_view import ChecksView
+from app.ui.features.changes.files_box import FilesSeenBox
 
 PATH_ROLE = Qt.UserRole
 HUNK_ROLE = Qt.UserRole + 1
@@ -47,6 +49,7 @@ class ChangesPanel(QWidget):
     recompute_requested = Signal()
     discarded = Signal()
     review_requested = Signal(object)  # the ChangeSet to review (Review: five reviewers, one recommendation)
+    checks_settings_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -54,7 +57,16 @@ class ChangesPanel(QWidget):
         self._accepted: dict[str, set[int]] = {}
         self._included: dict[str, bool] = {}
         self._filling = False
+        self._marks: dict = {}  # path -> hunk index (-1: the whole file) -> syntax problems
         self.edit_dialog_factory = EditDialog  # tests replace it to type into the dialog
+        self.files_box = FilesSeenBox()
+        self.checks = ChecksView()
+        self.git_label = QLabel()
+        self.git_label.setObjectName("gitLine")
+        self.git_label.hide()
+        self.checks_button = QPushButton("Checks…")
+        self.checks_button.setToolTip("What runs after Apply in this project: syntax, linters, tests, git commit")
+        self.checks_button.clicked.connect(self.checks_settings_requested)
 
         self.title = QLabel("<b>Changes</b>")
         self.info = QLabel("No changes proposed. Open a project and ask for a change (for example "
@@ -84,7 +96,9 @@ class ChangesPanel(QWidget):
         self.recompute_button.hide()
 
         top = QHBoxLayout()
-        top.addWidget(self.title, 1)
+        top.addWidget(self.title)
+        top.addWidget(self.git_label, 1)
+        top.addWidget(self.checks_button)
         top.addWidget(QLabel("View:"))
         top.addWidget(self.mode)
         buttons = QHBoxLayout()
@@ -100,7 +114,9 @@ class ChangesPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(self.info)
+        lay.addWidget(self.files_box)
         lay.addWidget(self.problems)
+        lay.addWidget(self.checks)
         lay.addWidget(split, 1)
         lay.addLayout(buttons)
 
@@ -117,8 +133,10 @@ class ChangesPanel(QWidget):
         self._sync()
 
     # ---- content -----------------------------------------------------------------------------
-    def set_changes(self, changes: ChangeSet | None) -> None:
+    def set_changes(self, changes: ChangeSet | None, marks: dict | None = None) -> None:
+        """Show a plan; ``marks``: the syntax problems its hunks would introduce."""
         self.changes = changes
+        self._marks = marks or {}
         self._accepted = {c.path: set(range(len(c.hunks))) for c in (changes.changes if changes else [])}
         self._included = {c.path: not c.needs_approval for c in (changes.changes if changes else [])}
         self.recompute_button.hide()
@@ -151,9 +169,14 @@ class ChangesPanel(QWidget):
             item.setData(0, PATH_ROLE, c.path)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(0, Qt.Checked if self._included[c.path] else Qt.Unchecked)
+            marks = self._marks.get(c.path, {})
+            if -1 in marks:
+                self._mark(item, marks[-1])
             if c.status not in STATUS_WORDS:
                 for h in c.hunks:
                     child = QTreeWidgetItem([f"Hunk {h.index + 1}", f"−{len(h.old)} +{len(h.new)} at line {h.old_start + 1}"])
+                    if h.index in marks:
+                        self._mark(child, marks[h.index])
                     child.setData(0, PATH_ROLE, c.path)
                     child.setData(0, HUNK_ROLE, h.index)
                     child.setFlags(child.flags() | Qt.ItemIsUserCheckable)
@@ -166,6 +189,24 @@ class ChangesPanel(QWidget):
             self.tree.setCurrentItem(self.tree.topLevelItem(0))
         self._render()
         self._sync()
+
+    @staticmethod
+    def _mark(item: QTreeWidgetItem, problems: list) -> None:
+        """A hunk (or new file) that would leave its file unparsable: said in the list itself."""
+        first = problems[0]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        item.setText(1, f"{item.text(1)} · ⚠ does not parse: line {first.line}{more}")
+        item.setForeground(1, Qt.red)
+        item.setToolTip(1, "\n".join(str(p) for p in problems))
+
+    def syntax_note(self, path: str, hunk: int | None = None) -> str:
+        """The syntax mark shown for a file's hunk ("" when none): tests read what the user sees."""
+        item = self._item(path, hunk)
+        return item.text(1) if "⚠" in item.text(1) else ""
+
+    def set_git_line(self, text: str) -> None:
+        self.git_label.setText(html.escape(text))
+        self.git_label.setVisible(bool(text))
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if self._filling or column != 0:
@@ -238,6 +279,10 @@ class ChangesPanel(QWidget):
     def _discard(self) -> None:
         self.set_changes(None)
         self.discarded.emit()
+
+    def rerender(self) -> None:
+        """Draw the diff again (the window's palette switched between light and dark)."""
+        self._render()
 
     def _render(self) -> None:
         c = self.current_change()

@@ -1,22 +1,29 @@
-"""The chat column: model banner, error line, conversation view, prompt box, Send/Stop."""
+"""The chat column: model banner, error line, the conversation view (or, while the
+conversation is empty, the first screen in its place), prompt box, Send/Stop.
+
+Files dropped (or pasted) onto the prompt box are not inserted as their paths: ``urls_dropped``
+hands them to the window, which attaches a file's text (``attach``) or opens a folder.
+"""
 
 from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent, QTextDocumentFragment
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout,
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QTextCursor, QTextDocumentFragment
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QStackedWidget, QVBoxLayout,
                                QWidget)
 
 from app.ui.banners import error_label
 from app.ui.features.chat.chat_view import ChatView
+from app.ui.features.chat.first_screen import EXAMPLE_QUESTION, FirstScreen
 
 
 class PromptEdit(QPlainTextEdit):
     """Multi-line input; Ctrl+Enter sends (plain Enter makes a new line, as in GPT4All)."""
 
     submitted = Signal()
+    urls_dropped = Signal(list)  # list[QUrl] dropped or pasted: files to attach, a folder to open
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key_Return, Qt.Key_Enter) and event.modifiers() & Qt.ControlModifier:
@@ -24,11 +31,28 @@ class PromptEdit(QPlainTextEdit):
             return
         super().keyPressEvent(event)
 
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return _local_files(source) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if _local_files(source):
+            self.urls_dropped.emit(list(source.urls()))
+            return
+        super().insertFromMimeData(source)  # text, and a web address as its text
+
+
+def _local_files(source: QMimeData) -> bool:
+    """Files or folders on this computer (a file manager's drag or copy), not a browser's link."""
+    return source.hasUrls() and all(u.isLocalFile() for u in source.urls())
+
 
 class ChatPanel(QWidget):
     send_requested = Signal(str)
     stop_requested = Signal()
     banner_link = Signal(str)  # href of a link in the banner
+    urls_dropped = Signal(list)  # list[QUrl] dropped onto the prompt box
+    open_project_requested = Signal()  # the first screen's "Open a project" starter
+    first_screen_toggled = Signal(bool)  # the first screen took the view's place (True) or gave it back
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -41,8 +65,12 @@ class ChatPanel(QWidget):
         self.banner.hide()
         self.error = error_label("errorBanner")
         self.view = ChatView()
+        self.first_screen = FirstScreen()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.first_screen)
         self.input = PromptEdit()
-        self.input.setPlaceholderText("Ask a coding question… (Ctrl+Enter to send)")
+        self.input.setPlaceholderText("Ask a coding question… (Ctrl+Enter to send; drop a file here to attach it)")
         self.input.setMaximumHeight(120)
         self.send_button = QPushButton("Send")
         self.send_button.setDefault(True)
@@ -61,14 +89,53 @@ class ChatPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.banner)
         lay.addWidget(self.error)
-        lay.addWidget(self.view, 1)
+        lay.addWidget(self.stack, 1)
         lay.addLayout(row)
 
         self.send_button.clicked.connect(self._send)
         self.input.submitted.connect(self._send)
+        self.input.urls_dropped.connect(self.urls_dropped)
         self.stop_button.clicked.connect(self.stop_requested)
+        self.first_screen.starter.connect(self._starter)
+        # The view says when the conversation is empty: whatever fills or clears it (a new chat,
+        # another conversation, the first question) switches the first screen with it.
+        self.view.textChanged.connect(lambda: self.show_first_screen(self.view.document().isEmpty()))
         self._can_send = False
         self._busy = False
+        self.show_first_screen(self.view.document().isEmpty())
+
+    # ---- the first screen ----------------------------------------------------------------------
+    def show_first_screen(self, on: bool) -> None:
+        """The first screen in the view's place (the conversation is empty), or the view."""
+        if on == self.first_screen_shown:
+            return
+        self.stack.setCurrentWidget(self.first_screen if on else self.view)
+        self.first_screen_toggled.emit(on)
+
+    @property
+    def first_screen_shown(self) -> bool:
+        return self.stack.currentWidget() is self.first_screen
+
+    def _starter(self, kind: str) -> None:
+        if kind == "project":
+            self.open_project_requested.emit()
+            return
+        self.input.setPlainText(EXAMPLE_QUESTION if kind == "ask" else "/code ")
+        self.input.moveCursor(QTextCursor.End)
+        self.input.setFocus()
+
+    # ---- attachments ---------------------------------------------------------------------------
+    def attach(self, block: str) -> None:
+        """Add a file's fenced text (``app.core.drops.attachment``) at the end of the question."""
+        text = self.input.toPlainText()
+        sep = "" if not text.strip() else ("\n" if text.endswith("\n\n") else "\n\n" if not text.endswith("\n") else "\n")
+        self.input.moveCursor(QTextCursor.End)
+        self.input.insertPlainText(sep + block)
+        self.input.setFocus()
+
+    def question_bytes(self) -> int:
+        """The question's size so far (attachments share one budget)."""
+        return len(self.input.toPlainText().encode("utf-8"))
 
     def _send(self) -> None:
         text = self.input.toPlainText().strip()

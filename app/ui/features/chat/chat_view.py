@@ -2,7 +2,10 @@
 re-rendered at most every RENDER_INTERVAL_MS so a fast model cannot flood the GUI thread.
 
 Every stored answer has 👍/👎 links (``rate:<message id>:<value>``) and shows its rating; a
-click emits ``rated``, the window stores it and calls ``set_rating`` with what was stored."""
+click emits ``rated``, the window stores it and calls ``set_rating`` with what was stored.
+Under an answer, "↻ Regenerate" (``regen:<id>``); under a question, "✎ Edit" (``edit:<id>``);
+under either with other versions, "◀ 2/3 ▶" (``version:<id>:<-1|1>``). Each link only emits a
+signal: the chat feature decides."""
 
 from __future__ import annotations
 
@@ -13,13 +16,21 @@ from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QTextBrowser
 
-from app.core.chat.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, render_markdown
+from app.core.chat.render import CITE_SCHEME, COPY_SCHEME, RUN_SCHEME, current_theme, render_markdown
 from app.core.storage import Rating
 
 RENDER_INTERVAL_MS = 50
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System", "output": "Output"}
 ROLE_COLOR = {"user": "#1f5fbf", "assistant": "#2b7a3d", "system": "#777", "output": "#8a5a00"}
+ROLE_COLOR_DARK = {"user": "#79b8ff", "assistant": "#7ee787", "system": "#9da7b3", "output": "#e3b341"}
+
+
+def role_color(role: str) -> str:
+    """The role's colour on the palette in use (readable on a dark window too)."""
+    return (ROLE_COLOR_DARK if current_theme().name == "dark" else ROLE_COLOR).get(role, current_theme().muted)
 RATE_SCHEME = "rate"
+REGEN_SCHEME, EDIT_SCHEME, VERSION_SCHEME = "regen", "edit", "version"
+FONT_RANGE = (7.0, 32.0)
 RATING_WORDS = {"user": {1: "rated up", -1: "rated down"}, "applied": {1: "changes applied"},
                 "rejected": {-1: "changes discarded"}}
 
@@ -32,9 +43,17 @@ class _Entry:
     sources: list[str] = field(default_factory=list)  # citations of the project code shown to the model
     message_id: int | None = None  # a stored answer that can be rated (None: no thumbs)
     rating: Rating | None = None
+    ref: int | None = None  # the stored message (for Edit, Regenerate and versions)
+    versions: tuple[int, int] | None = None  # (n, of m) when it has other versions
+    can_edit: bool = False
+    can_regenerate: bool = False
+    editing: bool = False  # the question being edited in the input box
     html: str = ""
     blocks: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
+
+
+Entry = _Entry  # what set_messages takes besides the short tuples
 
 
 class ChatView(QTextBrowser):
@@ -43,6 +62,9 @@ class ChatView(QTextBrowser):
     run_requested = Signal(str, str)  # code, fence language of a clicked Run link
     rated = Signal(int, int)  # message id, +1 / -1 / 0 (a click on the lit thumb clears it)
     reading_shown = Signal(str)  # the "Reading your question…" line shown while the prompt is read
+    regenerate_requested = Signal(int)  # answer id
+    edit_requested = Signal(int)  # question id
+    version_requested = Signal(int, int)  # message id, -1 (earlier) / +1 (later)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -57,15 +79,41 @@ class ChatView(QTextBrowser):
         self._timer.timeout.connect(self._refresh)
 
     # ---- content ---------------------------------------------------------------------------
-    def set_messages(self, messages: list[tuple]) -> None:
-        """Replace everything with (role, text, note[, sources[, message_id[, rating]]]) tuples."""
+    def set_messages(self, messages: list) -> None:
+        """Replace everything with ``Entry``s or (role, text, note[, sources[, message_id[, rating]]])
+        tuples."""
         self._stream = None
-        self._entries = [_Entry(*m) for m in messages]
+        self._entries = [m if isinstance(m, _Entry) else _Entry(*m) for m in messages]
         self._refresh()
 
-    def add_message(self, role: str, text: str, note: str = "") -> None:
-        self._entries.append(_Entry(role, text, note))
+    def add_message(self, role: str, text: str, note: str = "", ref: int | None = None,
+                    can_edit: bool = False) -> None:
+        self._entries.append(_Entry(role, text, note, ref=ref, can_edit=can_edit))
         self._refresh()
+
+    def set_editing(self, ref: int | None) -> None:
+        """Mark the question being edited (None: none)."""
+        for e in self._entries:
+            if e.editing != (e.ref == ref and ref is not None):
+                e.editing, e.html = not e.editing, ""
+        self._refresh()
+
+    def set_font_size(self, points: float) -> float:
+        """The chat's text size, within FONT_RANGE; returns the size set."""
+        points = min(max(points, FONT_RANGE[0]), FONT_RANGE[1])
+        font = self.font()
+        font.setPointSizeF(points)
+        self.setFont(font)
+        self.document().setDefaultFont(font)
+        self._refresh()
+        return points
+
+    def font_size(self) -> float:
+        return self.font().pointSizeF()
+
+    def entries(self) -> list[_Entry]:
+        """What is shown, in order (the streaming answer included)."""
+        return list(self._entries)
 
     def begin_stream(self, role: str = "assistant") -> None:
         self._stream = _Entry(role, "")
@@ -95,13 +143,18 @@ class ChatView(QTextBrowser):
         if not self._timer.isActive():
             self._timer.start()
 
-    def end_stream(self, note: str = "", sources: list[str] | None = None, message_id: int | None = None) -> None:
-        """Finish the streaming message; ``message_id`` (the stored answer) adds the thumbs."""
+    def end_stream(self, note: str = "", sources: list[str] | None = None, message_id: int | None = None,
+                   versions: tuple[int, int] | None = None, can_regenerate: bool = False) -> None:
+        """Finish the streaming message; ``message_id`` (the stored answer) adds the thumbs,
+        ``can_regenerate`` the Regenerate link, ``versions`` the "◀ n/m ▶" switch."""
         if self._stream is None:
             return
         self._stream.note = note
         self._stream.sources = list(sources or [])
         self._stream.message_id = message_id
+        self._stream.ref = message_id
+        self._stream.versions = versions
+        self._stream.can_regenerate = can_regenerate and message_id is not None
         self._stream.html = ""
         if not self._stream.text:
             self._entries.remove(self._stream)
@@ -133,7 +186,7 @@ class ChatView(QTextBrowser):
     # ---- rendering -------------------------------------------------------------------------
     def _render_entry(self, e: _Entry, first_block: int) -> None:
         label = ROLE_LABEL.get(e.role, e.role)
-        color = ROLE_COLOR.get(e.role, "#333")
+        color = role_color(e.role)
         if e.role == "assistant":
             r = render_markdown(e.text or "…", first_block)
             body, e.blocks, e.languages = r.html, r.code_blocks, r.languages
@@ -143,12 +196,16 @@ class ChatView(QTextBrowser):
         else:
             body = "<p>" + html.escape(e.text).replace("\n", "<br>") + "</p>"
             e.blocks = []
-        note = f' <span style="color:#888; font-weight:normal;">{html.escape(e.note)}</span>' if e.note else ""
+        note = f' <span style="color:{current_theme().muted}; font-weight:normal;">{html.escape(e.note)}</span>' if e.note else ""
+        if e.editing:
+            note += ' <span style="color:#b35c00;">editing: Ctrl+Enter sends the new version, Esc cancels</span>'
         if e.sources:
             links = " · ".join(_source_link(c) for c in e.sources)
-            body += f'<p style="color:#666;">Sources: {links}</p>'
+            body += f'<p style="color:{current_theme().muted};">Sources: {links}</p>'
         if e.role == "assistant" and e.message_id is not None:
-            body += _rating_html(e.message_id, e.rating or Rating())
+            body += _rating_html(e.message_id, e.rating or Rating(), _branch_links(e))
+        elif e.role in ("user", "assistant") and (links := _branch_links(e)):
+            body += f'<p style="color:{current_theme().muted}; margin-top:2px;">{links}</p>'
         e.html = f'<p style="margin-top:12px;"><b style="color:{color};">{label}</b>{note}</p>{body}'
 
     def _refresh(self) -> None:
@@ -166,12 +223,19 @@ class ChatView(QTextBrowser):
             bar.setValue(bar.maximum())
 
     def _on_anchor(self, url: QUrl) -> None:
-        if url.scheme() == RATE_SCHEME:
-            try:
-                mid, value = url.path().split(":")
-                self.rated.emit(int(mid), int(value))
-            except ValueError:
-                pass
+        scheme, path = url.scheme(), url.path()
+        try:
+            if scheme == RATE_SCHEME:
+                mid, value = path.split(":")
+                return self.rated.emit(int(mid), int(value))
+            if scheme == VERSION_SCHEME:
+                mid, step = path.split(":")
+                return self.version_requested.emit(int(mid), int(step))
+            if scheme == REGEN_SCHEME:
+                return self.regenerate_requested.emit(int(path))
+            if scheme == EDIT_SCHEME:
+                return self.edit_requested.emit(int(path))
+        except ValueError:
             return
         if url.scheme() == CITE_SCHEME:
             self.citation_clicked.emit(url.toString()[len(CITE_SCHEME) + 1:])
@@ -195,7 +259,22 @@ class ChatView(QTextBrowser):
             self.copied.emit(code)
 
 
-def _rating_html(message_id: int, r: Rating) -> str:
+def _branch_links(e: _Entry) -> str:
+    """"✎ Edit" or "↻ Regenerate", and "◀ 2/3 ▶" when the message has other versions."""
+    parts = []
+    if e.ref is not None and e.versions and e.versions[1] > 1:
+        n, m = e.versions
+        back = f'<a href="{VERSION_SCHEME}:{e.ref}:-1" style="text-decoration:none;">◀</a>' if n > 1 else "◀"
+        on = f'<a href="{VERSION_SCHEME}:{e.ref}:1" style="text-decoration:none;">▶</a>' if n < m else "▶"
+        parts.append(f"{back} {n}/{m} {on}")
+    if e.ref is not None and e.can_edit:
+        parts.append(f'<a href="{EDIT_SCHEME}:{e.ref}" style="text-decoration:none;">✎ Edit</a>')
+    if e.ref is not None and e.can_regenerate:
+        parts.append(f'<a href="{REGEN_SCHEME}:{e.ref}" style="text-decoration:none;">↻ Regenerate</a>')
+    return " &nbsp;".join(parts)
+
+
+def _rating_html(message_id: int, r: Rating, extra: str = "") -> str:
     """👍 👎 under an answer: the user's choice highlighted (a click on it clears it), and the
     rating in words (the user's, else the implicit one from applied or discarded changes)."""
     def thumb(value: int, label: str) -> str:
@@ -204,7 +283,8 @@ def _rating_html(message_id: int, r: Rating) -> str:
         return f'<a href="{RATE_SCHEME}:{message_id}:{0 if on else value}" style="{style}">{label}</a>'
     words = RATING_WORDS.get(r.source, {}).get(r.value, "")
     said = f' · <span style="color:#555;">{words}</span>' if words else ""
-    return f'<p style="color:#888; margin-top:2px;">{thumb(1, "👍 Good")} &nbsp;{thumb(-1, "👎 Bad")}{said}</p>'
+    extra = f" &nbsp;· {extra}" if extra else ""
+    return f'<p style="color:{current_theme().muted}; margin-top:2px;">{thumb(1, "👍 Good")} &nbsp;{thumb(-1, "👎 Bad")}{said}{extra}</p>'
 
 
 def _source_link(source: str) -> str:

@@ -5,25 +5,31 @@ being written. ``send`` routes a message: plain questions and ``/code`` are answ
 ``/offline``, ``/online``, ``/remember``, ``/search``, ``/web``, ``/fix`` and ``/run`` go to
 the feature that does them. Other features start and end their own turns through the public
 methods below (``start_turn``, ``generate``, ``run_turn_job``, ``fail_turn``, ``add_note``).
+Versions of answers and questions (regenerate, edit, ◀ n/m ▶) are ``branches.py``'s; the
+list's search, pins, export and deletes ``chat_list.py``'s; the keys ``shortcuts.py``'s.
+An answer is saved as it streams (``ChatService.keep_partial``), so a crash keeps it.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QMessageBox
 
-from app.core.chat.service import ChatService, PendingAnswer, reading_line
-from app.core.edits.prompt import EditRequest, strip_command
+from app.core.chat.service import ChatService, PendingAnswer, can_edit, can_regenerate, reading_line
+from app.core.edits.prompt import CODE_COMMAND, EditRequest, strip_command
 from app.core.engine import GenerationResult
 from app.core.chat.intent import route
+from app.core.errors import UserError
 from app.ui.errors import describe_error
 from app.ui.features.base import Feature
+from app.ui.features.chat.branches import SWITCH_BLOCKERS, Branches
+from app.ui.features.chat.chat_list import ChatList
 from app.ui.features.chat.chat_panel import ChatPanel
+from app.ui.features.chat.chat_view import Entry
 from app.ui.features.chat.conversations_panel import ConversationsPanel
+from app.ui.features.chat.shortcuts import ChatKeys
 from app.ui.workers import Job
 
 ANSWER_BUSY = "An answer is being written: stop it first."
-SWITCH_BLOCKERS = ("turn", "review")  # what writes into, or reads, the conversation on show
 
 
 class ChatFeature(Feature):
@@ -31,6 +37,7 @@ class ChatFeature(Feature):
     answer_finished = Signal(object)  # GenerationResult of the last answer
     answer_stored = Signal(object)    # (PendingAnswer, GenerationResult, stored message id or None)
     turn_failed = Signal(str)         # a turn ended with an error, with the message shown
+    font_size_changed = Signal(float)  # the chat text's new size in points (Ctrl+= / Ctrl+-)
 
     def __init__(self, host):
         super().__init__(host)
@@ -43,22 +50,45 @@ class ChatFeature(Feature):
         self.last_reading = None  # the last ReadingProgress of the answer being written
         self.answer_job: Job | None = None
         self.stats = host.status_label("stats")
-        c, p = self.conversations, self.panel
+        self.branches = Branches(self)
+        self.chats = ChatList(self)
+        c, p, v = self.conversations, self.panel, self.view
         c.new_requested.connect(self.new_conversation)
         c.selected.connect(self.open_conversation)
         c.rename_requested.connect(self.rename_conversation)
-        c.delete_requested.connect(self.delete_conversation)
+        c.delete_requested.connect(self.chats.delete)
+        c.pin_requested.connect(self.chats.pin)
+        c.export_requested.connect(self.chats.export_markdown)
+        c.search_changed.connect(lambda _text: self.refresh_list())
         p.send_requested.connect(self.send)
         p.stop_requested.connect(self.stop)
-        self.view.copied.connect(lambda code: host.notify(f"Copied {len(code.splitlines())} lines", 3000))
+        v.copied.connect(lambda code: host.notify(f"Copied {len(code.splitlines())} lines", 3000))
+        v.regenerate_requested.connect(self.branches.regenerate)
+        v.edit_requested.connect(self.branches.begin_edit)
+        v.version_requested.connect(self.branches.show_version)
+        self.keys = ChatKeys(self)  # Esc, Ctrl+K, Ctrl+L, … (shortcuts.py)
         engine = host.engine
         engine.loading.connect(lambda: p.set_ready(False))
         engine.loaded.connect(self._model_loaded)
         engine.failed.connect(self._model_failed)
+        engine.busy_changed.connect(lambda _busy: self.update_actions())
         convs = self.ctx.storage.conversations()
         self.current_id = convs[0].id if convs else None
         self.refresh_list()
         self.show_conversation()
+        self.update_actions()
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """[(keys, what they do)] for every key of the chat, for the shortcuts help (F1)."""
+        return self.keys.shortcuts()
+
+    def update_actions(self) -> None:
+        self.keys.update()
+
+    def last_answer(self):
+        """The newest answer on show (stored), or None."""
+        msgs = self.ctx.storage.messages(self.current_id) if self.current_id is not None else []
+        return next((m for m in reversed(msgs) if m.role == "assistant"), None)
 
     # ---- the model ---------------------------------------------------------------------------
     def _model_loaded(self, lm) -> None:
@@ -72,14 +102,21 @@ class ChatFeature(Feature):
 
     # ---- conversations -----------------------------------------------------------------------
     def refresh_list(self) -> None:
-        self.conversations.set_conversations(self.ctx.storage.conversations(), self.current_id)
+        self.chats.refresh()
 
-    def show_conversation(self) -> None:
-        storage = self.ctx.storage
-        msgs = storage.messages(self.current_id) if self.current_id is not None else []
-        ratings = storage.ratings(self.current_id) if self.current_id is not None else {}
-        self.view.set_messages([(shown_role(m), m.content, note_for(m.meta), m.meta.get("sources", []),
-                                 rateable(m), ratings.get(m.id)) for m in msgs])
+    def show_conversation(self, messages=None) -> None:
+        """Show the branch on show of the current conversation (or ``messages``, a part of it)."""
+        storage, cid = self.ctx.storage, self.current_id
+        if messages is None:
+            messages = storage.messages(cid) if cid is not None else []
+        ratings = storage.ratings(cid) if cid is not None else {}
+        versions = storage.versions(cid) if cid is not None else {}
+        editing = self.branches.editing[1] if self.branches.editing else None
+        self.view.set_messages([
+            Entry(shown_role(m), m.content, note_for(m.meta), m.meta.get("sources", []), rateable(m), ratings.get(m.id),
+                  ref=m.id, versions=(v.index, v.count) if (v := versions.get(m.id)) else None,
+                  can_edit=can_edit(m), can_regenerate=rateable(m) is not None and can_regenerate(m),
+                  editing=m.id == editing) for m in messages])
 
     def ensure_conversation(self) -> int:
         if self.current_id is None:
@@ -89,7 +126,9 @@ class ChatFeature(Feature):
     def new_conversation(self) -> None:
         if self.host.engine.refuse_if_busy(SWITCH_BLOCKERS):
             return
+        self.branches.cancel_edit()
         self.current_id = self.ctx.storage.create_conversation().id
+        self.conversations.search.clear()  # the new chat would not match a search
         self.refresh_list()
         self.show_conversation()
         self.panel.input.setFocus()
@@ -100,6 +139,7 @@ class ChatFeature(Feature):
         if self.host.engine.refuse_if_busy(SWITCH_BLOCKERS):
             self.refresh_list()  # put the selection back
             return
+        self.branches.cancel_edit()
         self.current_id = conversation_id
         self.show_conversation()
 
@@ -111,23 +151,7 @@ class ChatFeature(Feature):
             self.conversations.set_title(conversation_id, conv.title)
 
     def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
-        conv = self.ctx.storage.conversation(conversation_id)
-        if conv is None:
-            return
-        if self.pending is not None and self.pending.conversation_id == conversation_id:
-            self.host.notify("Stop the answer before deleting its conversation.")
-            return
-        if confirm and QMessageBox.question(
-                self.host.window, "Delete conversation",
-                f"Delete “{conv.title}” and all its messages?") != QMessageBox.Yes:
-            return
-        self.ctx.storage.delete_conversation(conversation_id)
-        self.ctx.kv_cache.forget(conversation_id)
-        if self.current_id == conversation_id:
-            convs = self.ctx.storage.conversations()
-            self.current_id = convs[0].id if convs else None
-            self.show_conversation()
-        self.refresh_list()
+        self.chats.delete([conversation_id], confirm)
 
     # ---- asking ------------------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -137,6 +161,8 @@ class ChatFeature(Feature):
             return f.network.switch_from_chat(intent.kind == "offline")
         if self.host.engine.engine is None or self.host.engine.refuse_if_busy():
             return
+        if intent.kind not in ("chat", "code"):
+            self.branches.cancel_edit()  # a command is not a new version of the question
         self.ensure_conversation()
         if intent.kind == "remember":
             return f.feedback.remember(intent.text, text)
@@ -156,13 +182,40 @@ class ChatFeature(Feature):
                 if not request:
                     self.panel.show_error("Say what to change after /code, e.g. /code add a docstring to fetch().")
                     return
-                edit = EditRequest(root, request)
+                edit = self.edit_request(root, request)
+        if self.branches.editing is not None:
+            return self.branches.send_edit(text, edit)
         pending = self.start_turn(text, edit)
+        if pending is not None:
+            self.generate(pending)
+
+    def code_request(self, text: str) -> EditRequest | None:
+        """The change request of a ``/code`` message with a project open, else None."""
+        root = self.host.features.project.root
+        is_code, request = strip_command(text)
+        return self.edit_request(root, request) if root is not None and is_code and request else None
+
+    def edit_request(self, root, request: str, files: list[str] | None = None) -> EditRequest:
+        """A change request; without ``files`` the worker chooses them (named, @path, the index)."""
+        index = self.host.features.project.index if files is None else None
+        search = (lambda q, k: index.search(q, k)) if index is not None else None
+        return EditRequest(root, request, list(files or []), search=search,
+                           reasons={p: "chosen by you" for p in files or []})
+
+    def ask_change(self, request: str, files: list[str]) -> None:
+        """The same change request again, showing the model exactly ``files`` (the Changes pane's
+        "Ask again with these files")."""
+        root = self.host.features.project.root
+        if root is None or self.host.engine.engine is None or self.host.engine.refuse_if_busy():
+            return
+        self.host.features.tools.new_message()
+        pending = self.start_turn(f"{CODE_COMMAND} {request}", self.edit_request(root, request, files))
         if pending is not None:
             self.generate(pending)
 
     def start_turn(self, text: str, edit: EditRequest | None = None) -> PendingAnswer | None:
         """Store and show the user's message (a question or a tool request) and mark the chat busy."""
+        self.branches.cancel_edit()  # a new message, not a new version of the one being edited
         try:
             pending = self.service.ask(self.ensure_conversation(), text, edit)
         except ValueError as e:
@@ -170,7 +223,8 @@ class ChatFeature(Feature):
             return None
         self.refresh_list()
         self.panel.show_error(None)
-        self.view.add_message("user", pending.question.content)
+        self.view.add_message("user", pending.question.content, ref=pending.question.id,
+                              can_edit=can_edit(pending.question))
         self.panel.set_busy(True)
         return pending
 
@@ -179,8 +233,10 @@ class ChatFeature(Feature):
         started = self.host.engine.start_exclusive(job, ANSWER_BUSY, self.jobs)
         if started is not None:
             self.answer_job = started
+            started.finished.connect(self.update_actions)  # Esc goes back to the boxes
         else:
             self.panel.set_busy(False)
+        self.update_actions()
         return started
 
     def generate(self, pending: PendingAnswer) -> None:
@@ -218,6 +274,16 @@ class ChatFeature(Feature):
             self.view.show_reading(reading_line(item[1], item[2]))
         else:
             self.view.append_stream(item)
+            self.keep_partial()
+
+    def keep_partial(self) -> None:
+        """Save the answer so far (at most every few seconds; see ChatService.keep_partial)."""
+        if self.pending is None:
+            return
+        try:
+            self.service.keep_partial(self.pending, self.view.streaming_text)
+        except UserError as e:  # the answer goes on; the final save tries again
+            self.panel.show_error(describe_error(e))
 
     def stop(self) -> None:
         if self.answer_job is not None:
@@ -237,24 +303,35 @@ class ChatFeature(Feature):
             stored = self.service.finish(pending, result, model.name if model else "",
                                          self.host.features.adapters.names_on_engine())
             meta = stored.meta if stored else meta
-        self.view.end_stream(note_for(meta), meta.get("sources", []), stored.id if stored else None)
+        if stored is None and pending is not None and pending.answer_parent is not None:
+            self.view.end_stream()
+            self.show_conversation()  # a new version that never started: the old one is back
+        else:
+            v = self.ctx.storage.siblings(stored.id) if stored is not None else None
+            self.view.end_stream(note_for(meta), meta.get("sources", []), stored.id if stored else None,
+                                 versions=(v.index, v.count) if v and v.count > 1 else None,
+                                 can_regenerate=stored is not None and can_regenerate(stored))
         self.panel.set_busy(False)
         self.stats.setText(
             f"{result.completion_tokens} tokens · {result.tokens_per_s:.1f} tok/s · "
             f"first token {result.time_to_first_token_s or 0:.2f} s" + (" · stopped" if result.cancelled else ""))
         self.refresh_list()
+        self.update_actions()
         if pending is not None:
             self.answer_stored.emit((pending, result, stored.id if stored else None))
         self.answer_finished.emit(result)
 
     def fail_turn(self, e: BaseException) -> str:
         """End the running turn with the error shown; returns the message."""
-        self.pending = None
+        pending, self.pending = self.pending, None
         self.view.end_stream()
+        if pending is not None and (pending.answer is not None or pending.answer_parent is not None):
+            self.show_conversation()  # what was kept of it (marked interrupted), or the old version
         self.panel.set_busy(False)
         self.stats.setText("")
         message = describe_error(e)
         self.panel.show_error(message)
+        self.update_actions()
         self.turn_failed.emit(message)
         return message
 
@@ -289,7 +366,9 @@ def note_for(meta: dict) -> str:
     if not meta:
         return ""
     parts = []
-    if meta.get("finish_reason") == "cancelled":
+    if meta.get("unfinished"):
+        parts.append("interrupted: kept as far as it was written (↻ Regenerate asks again)")
+    elif meta.get("finish_reason") == "cancelled":
         parts.append("stopped")
     elif meta.get("finish_reason") == "length":
         parts.append("cut at the length limit")

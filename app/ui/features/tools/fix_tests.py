@@ -1,7 +1,8 @@
 """/fix on the project's tests, as rounds the user can follow and control.
 
-A round: run the tests in the sandbox (output streams into the chat) → if they fail, ask the
-model for a change with the failure and the files it names (a /code request: the answer goes to
+A round: run the tests in the sandbox (output streams into the chat; the first failing test then
+runs again under a tracer, core/run/trace.py) → if they fail, ask the model for a change with
+the failure, the code that test ran and the files (a /code request: the answer goes to
 the Changes pane like any other) → when the user applies that change, the next round starts by
 itself. It ends when the tests pass, when the rounds (``fix_rounds``) are used up, or when the
 user sends another message or stops. Nothing is applied
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from app.core.edits.prompt import EditRequest
-from app.core.run.project_tests import NO_TESTS, SuiteRun, run_project_tests, fix_request_for_tests
+from app.core.run.project_tests import NO_TESTS, SuiteRun, fix_budget, fix_request, run_project_tests
 from app.ui.workers import Job
 
 
@@ -83,9 +84,11 @@ class TestFixer(QObject):
         chat.stats.setText(f"Running the tests (round {s.round}/{s.rounds})…")
         view.begin_stream("output")
         args = s.args
+        index = self.host.features.project.index  # its matches for the failure's words join the files
+        search = (lambda query, k, pi=index: pi.search(query, k)) if index is not None else None
 
         def job(ctx):
-            return run_project_tests(root, args, cancelled=ctx.cancelled,
+            return run_project_tests(root, args, cancelled=ctx.cancelled, search=search,
                                      on_output=lambda _stream, text: ctx.partial(text))
 
         if chat.run_turn_job(Job(job, name="project-tests", parent=self)
@@ -123,10 +126,13 @@ class TestFixer(QObject):
             return self._end(f"Still failing after {s.round} round{'s' if s.round > 1 else ''}")
         if self.host.engine.engine is None:
             return self._end("No model is loaded to fix the failure")
-        # Ask for a fix: a /code request with the failing output and the files it names.
-        request = fix_request_for_tests(run)
+        # Ask for a fix: a /code request with the failure, the code the failing test ran and the
+        # files, within the room this model's context leaves a change request.
+        engine, settings = self.host.engine.engine, self.host.ctx.settings
+        budget = fix_budget(engine.n_ctx, settings.generation.max_tokens, engine.count_tokens, settings.system_prompt)
+        fix = fix_request(run, budget_tokens=budget, count=engine.count_tokens)
         root = self.host.features.project.root
-        pending = chat.start_turn(request, EditRequest(root, request, files=list(run.files)))
+        pending = chat.start_turn(fix.text, EditRequest(root, fix.text, files=list(fix.files)))
         if pending is None:
             return self._end("could not ask the model")
         s.waiting = "answer"
