@@ -99,6 +99,10 @@ class Settings:
     fix_rounds: int = 3
     # Review (consilium): the optional remote director; off unless the user turns it on.
     director: DirectorSettings = field(default_factory=DirectorSettings)
+    # Settings → Local API: serve the model to the user's editor on 127.0.0.1 (off unless turned on);
+    # port 0 means the default (8012, llama.vscode's), or a free one when that is taken.
+    api_enabled: bool = False
+    api_port: int = 0
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod
@@ -157,7 +161,7 @@ RANGES = {
     "temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "top_k": (0, 100_000), "max_tokens": (1, 1 << 20),
     "repeat_penalty": (0.0, 10.0), "dense_weight": (0.0, 1000.0), "bm25_weight": (0.0, 1000.0),
     "rrf_k": (0, 100_000), "context_tokens": (0, 1 << 20), "first_answer_s": (0.1, 3600.0),
-    "timeout_s": (1.0, 3600.0),
+    "timeout_s": (1.0, 3600.0), "api_port": (0, 65535),
 }
 
 

@@ -6,18 +6,35 @@ llama.cpp context, and each used to check the others' flags (``_busy_guard``,
 refused with the first one's own words ("An answer is being written: stop it first."), and
 ``busy_changed`` tells every feature when the engine is free again (gpt4all-chat gives its
 engine a QObject of its own for the same reason).
+
+The local API (Settings → Local API) uses the same model from its own threads, so every
+holder here also takes ``gate`` (``app/core/api/gate.py``) on its worker thread: a window job
+waits for an API generation already running and goes before API requests still waiting. The
+GUI thread never waits for it (only ``close`` at shutdown, bounded).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
 from PySide6.QtCore import QObject, Signal
 
+from app.core.api.gate import WINDOW, EngineGate, GateCancelled
 from app.core.context import AppContext
+from app.core.errors import UserError
 from app.core.engine import Engine
 from app.core.models.active import ActiveModel
 from app.core.models.loading import LoadedModel, load_engine
 from app.ui.errors import describe_error
-from app.ui.workers import Job, JobGroup
+from app.ui.workers import Job, JobContext, JobGroup
+
+log = logging.getLogger(__name__)
+CLOSE_WAIT_S = 5.0  # at shutdown, how long closing the model waits for an API generation to end
+
+
+class StoppedWhileWaiting(UserError, RuntimeError):
+    """A window job was stopped while the local API's request still held the model."""
 
 
 class EngineService(QObject):
@@ -37,6 +54,7 @@ class EngineService(QObject):
         self._busy_text = ""
         self._kind = ""
         self._waiting: list = []
+        self.gate = EngineGate()  # shared with the local API (features/api)
 
     # ---- who holds the engine ------------------------------------------------------------------
     def busy_text(self) -> str | None:
@@ -63,9 +81,27 @@ class EngineService(QObject):
         for signal in (job.succeeded, job.failed):
             signal.connect(lambda _r, j=job: self._released(j))
         job.finished.connect(lambda j=job: self._released(j))
+        self._gated(job, busy_text)
         (group or self.jobs).start(job)
         self.busy_changed.emit(True)
         return job
+
+    def _gated(self, job: Job, who: str) -> None:
+        """Make ``job``'s function take the gate first (on its worker thread), as the window."""
+        gate = self.gate
+
+        def gated(fn, ctx: JobContext):
+            try:
+                ticket = gate.acquire(who, WINDOW, ctx.cancelled)
+            except GateCancelled:
+                raise StoppedWhileWaiting("Stopped before it began: a request from your editor (the local "
+                                          "API) was using the model.") from None
+            try:
+                return fn(ctx)
+            finally:
+                gate.release(ticket)
+
+        job.around(gated)
 
     def when_free(self, fn) -> None:
         """Call ``fn`` now if nothing holds the engine, else as soon as the holder ends (a job's
@@ -85,18 +121,23 @@ class EngineService(QObject):
 
     # ---- loading ---------------------------------------------------------------------------
     def load(self, fallback: str | None = None, notice: str | None = None) -> Job | None:
-        """Load the active model on a worker. The old one is closed first, so its memory is back
-        before the new one loads. If ``fallback`` is given and loading fails, the setting
-        reverts and that model loads; ``notice`` stays shown after a good load."""
-        settings, store = self.ctx.settings, self.ctx.adapters
-        job = Job(lambda _ctx: load_engine(settings, store), name="load-model", parent=self)
-        job.on_success(lambda lm: self._loaded(lm, notice)).on_failure(lambda e: self._failed(e, fallback))
+        """Load the active model on a worker. The old one is closed first (on the worker, holding
+        the gate, so a generation the local API runs is never cut), so its memory is back before
+        the new one loads. If ``fallback`` is given and loading fails, the setting reverts and
+        that model loads; ``notice`` stays shown after a good load."""
         if self.busy_text():
             self.refuse_if_busy()
             return None
+        settings, store = self.ctx.settings, self.ctx.adapters
         old, self.engine, self.model = self.engine, None, None
-        if old is not None:
-            old.close()
+
+        def work(_ctx):
+            if old is not None:
+                old.close()
+            return load_engine(settings, store)
+
+        job = Job(work, name="load-model", parent=self)
+        job.on_success(lambda lm: self._loaded(lm, notice)).on_failure(lambda e: self._failed(e, fallback))
         self.loading.emit()
         return self.start_exclusive(job, "The model is loading: wait a moment.", kind="load")
 
@@ -126,6 +167,18 @@ class EngineService(QObject):
         self.failed.emit(message)
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
+        """At shutdown: close the model once no API generation uses it (waiting at most
+        CLOSE_WAIT_S; past that it is left to the process's exit rather than cut mid-use)."""
+        engine, self.engine = self.engine, None
+        if engine is None:
+            return
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        try:
+            ticket = self.gate.acquire("closing", WINDOW, lambda: time.monotonic() > deadline)
+        except GateCancelled:
+            log.warning("the model was still in use by the local API at close; left to the exit")
+            return
+        try:
+            engine.close()
+        finally:
+            self.gate.release(ticket)

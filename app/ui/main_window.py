@@ -22,6 +22,7 @@ from app.core.context import AppContext
 from app.core.engine import Engine
 from app.ui.engine_service import EngineService
 from app.ui.features.adapters.feature import AdaptersFeature
+from app.ui.features.api.feature import ApiFeature
 from app.ui.features.changes.feature import ChangesFeature
 from app.ui.features.chat.feature import ChatFeature
 from app.ui.features.doctor.feature import DoctorFeature
@@ -45,7 +46,7 @@ SHUTDOWN_WAIT_S = 10.0
 # In this order: a feature may use the ones before it while it is built.
 FEATURES = (ChatFeature, NetworkFeature, ProjectFeature, ChangesFeature, AdaptersFeature, ModelsFeature,
             ToolsFeature, FeedbackFeature, ReviewFeature, LearnFeature, DoctorFeature, KeysFeature,
-            SettingsFeature)
+            ApiFeature, SettingsFeature)
 
 
 class MainWindow(QMainWindow):
@@ -113,7 +114,7 @@ class MainWindow(QMainWindow):
         settings = bar.addMenu("&Settings")
         settings.addAction(f.settings.preferences_action)
         settings.addSeparator()
-        settings.addActions([f.keys.action, f.review.director_action, f.review.checklists_action])
+        settings.addActions([f.keys.action, f.api.action, f.review.director_action, f.review.checklists_action])
         view = bar.addMenu("&View")
         view.addActions([panes["conversations"], panes["changes"], f.project.panel_action, f.network.panel_action,
                          f.adapters.panel_action, f.feedback.panel_action])

@@ -119,6 +119,13 @@ class Job(QObject):
         self.progressed.connect(slot)
         return self
 
+    def around(self, wrapper: Callable[[Callable[[JobContext], Any], JobContext], Any]) -> "Job":
+        """Run the job's function inside ``wrapper(fn, ctx)`` on the worker (the engine service
+        takes the model's gate there before the work starts). Only before ``start``."""
+        fn = self._fn
+        self._fn = lambda ctx: wrapper(fn, ctx)
+        return self
+
     def start(self) -> "Job":
         _RUNNING.add(self)
         self._thread.start()

@@ -137,7 +137,7 @@ def test_the_private_attribute_check_catches_one(tmp_path):
 def test_every_feature_has_its_room():
     features = APP / "ui" / "features"
     rooms = sorted(p.name for p in features.iterdir() if p.is_dir() and not p.name.startswith("_"))
-    assert rooms == ["adapters", "changes", "chat", "doctor", "feedback", "keys", "learn", "models", "network",
+    assert rooms == ["adapters", "api", "changes", "chat", "doctor", "feedback", "keys", "learn", "models", "network",
                      "project", "review", "settings", "tools"]
     for room in rooms:
         assert (features / room / "feature.py").is_file(), room
