@@ -12,12 +12,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from app.core.hardware import physical_cores
 from app.core.models.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from app.core.settings import GenerationSettings
-from app.core.engine_parts import CancelWatch, EngineError, GenerationResult
+from app.core.engine_parts import CancelWatch, EngineError, GenerationResult, stream_generation
 
 # OpenMP wait policy (measured on 2 cores, docs/decisions.md): libgomp's default spins briefly
 # and then sleeps; OMP_WAIT_POLICY=ACTIVE made the first answer take 49 s instead of 2 s while
@@ -211,14 +211,6 @@ class Engine:
         return eval_
 
     def _chat(self, messages, params, on_token, cancelled) -> GenerationResult:
-        self._abort.clear()
-        stop_watch = CancelWatch(cancelled, self._abort)
-        t0 = time.perf_counter()
-        ttft = None
-        pieces: list[str] = []
-        chunks = 0
-        prompt_tokens = 0
-        finish = "stop"
         kwargs = dict(
             messages=messages, stream=True,
             temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
@@ -226,51 +218,17 @@ class Engine:
         )
         if params.seed is not None:
             kwargs["seed"] = params.seed
-        stream: Iterable = ()
-        stop_watch.start()
-        try:
-            stream = self._llm.create_chat_completion(**kwargs)
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                text = choice.get("delta", {}).get("content")
-                if text:
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-                        prompt_tokens = self._llm.n_tokens
-                    chunks += 1
-                    pieces.append(text)
-                    if on_token is not None:
-                        on_token(text)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-                if cancelled():
-                    finish = "cancelled"
-                    break
-        except (RuntimeError, ValueError) as e:
-            if self._abort.is_set() or cancelled():
-                # llama_decode was aborted mid-batch: forget the cached prompt so the next
-                # call evaluates it afresh instead of trusting a half-written KV cache.
-                self._llm.reset()
-                finish = "cancelled"
-            elif "exceed context window" in str(e):
-                raise EngineError(
-                    f"The conversation is too long for the model's context ({self.n_ctx} tokens). "
-                    "Start a new conversation or raise the context size in Settings.") from None
-            else:
-                raise EngineError(f"Generation failed: {e}") from None
-        finally:
-            stop_watch.stop()
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-            self._abort.clear()
-        total = time.perf_counter() - t0
-        if ttft is None:
-            prompt_tokens = self._llm.n_tokens
-        completion = max(chunks, self._llm.n_tokens - prompt_tokens) if ttft is not None else 0
-        return GenerationResult(text="".join(pieces), prompt_tokens=prompt_tokens,
-                                completion_tokens=completion, time_to_first_token_s=ttft,
-                                total_s=total, finish_reason=finish, chunks=chunks)
+        llm = self._llm
+        s = stream_generation(
+            llm, self._abort, lambda: llm.create_chat_completion(**kwargs),
+            lambda choice: choice.get("delta", {}).get("content"), on_token, cancelled,
+            f"The conversation is too long for the model's context ({self.n_ctx} tokens). "
+            "Start a new conversation or raise the context size in Settings.")
+        prompt_tokens = s.read_tokens if s.time_to_first_token_s is not None else llm.n_tokens
+        completion = max(s.chunks, llm.n_tokens - prompt_tokens) if s.time_to_first_token_s is not None else 0
+        return GenerationResult(text=s.text, prompt_tokens=prompt_tokens, completion_tokens=completion,
+                                time_to_first_token_s=s.time_to_first_token_s, total_s=s.total_s,
+                                finish_reason=s.finish_reason, chunks=s.chunks)
 
     def set_adapters(self, adapters: Sequence[tuple[Path | str, float]]) -> None:
         """Apply exactly these LoRA adapters (file, scale) to the live context.

@@ -1,14 +1,16 @@
-"""The engine's small shared types: its error, a generation's result, the cancel watch.
+"""The engine's small shared parts: its error, a generation's result, the cancel watch and the
+streaming loop both generations use (the chat template's and raw completion's).
 
-Apart from engine.py so that the raw-completion loop (``engine_complete.py``, which
+Apart from engine.py so that the raw-completion module (``engine_complete.py``, which
 ``Engine.complete`` calls) can use them without an import circle.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from app.core.errors import UserError
 
@@ -69,3 +71,66 @@ class CancelWatch:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
+
+
+@dataclass
+class Streamed:
+    """What one streamed generation gave: its text and how it went."""
+
+    text: str
+    chunks: int
+    time_to_first_token_s: float | None
+    read_tokens: int      # tokens in the context when the first text came (the prompt as read)
+    finish_reason: str
+    total_s: float
+
+
+def stream_generation(llm, abort: threading.Event, make_stream: Callable[[], Iterable[dict[str, Any]]],
+                      text_of: Callable[[dict], str | None], on_token: Callable[[str], None] | None,
+                      cancelled: Callable[[], bool], too_long: str) -> Streamed:
+    """Run one llama.cpp stream to its end: each piece to ``on_token``, ``cancelled`` polled
+    between tokens and (through the abort flag) during the prompt, an aborted decode's
+    half-written KV cache forgotten, llama.cpp's errors in words (``too_long`` for a prompt past
+    the context)."""
+    abort.clear()
+    watch = CancelWatch(cancelled, abort)
+    t0 = time.perf_counter()
+    ttft, pieces, chunks, read, finish = None, [], 0, 0, "stop"
+    stream: Iterable = ()
+    watch.start()
+    try:
+        stream = make_stream()
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            text = text_of(choice)
+            if text:
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                    read = llm.n_tokens
+                chunks += 1
+                pieces.append(text)
+                if on_token is not None:
+                    on_token(text)
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            if cancelled():
+                finish = "cancelled"
+                break
+    except (RuntimeError, ValueError) as e:
+        if abort.is_set() or cancelled():
+            # llama_decode was aborted mid-batch: forget the cached prompt so the next call
+            # evaluates it afresh instead of trusting a half-written KV cache.
+            llm.reset()
+            finish = "cancelled"
+        elif "exceed context window" in str(e):
+            raise EngineError(too_long) from None
+        else:
+            raise EngineError(f"Generation failed: {e}") from None
+    finally:
+        watch.stop()
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+        abort.clear()
+    return Streamed("".join(pieces), chunks, ttft, read, finish, time.perf_counter() - t0)
+

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
 from tests.support.gui import close_window, open_window, wait_loaded
-from tests.support.edit_project import FENCE, FIXTURES, TWO_FILES
+from tests.support.edit_project import FENCE, FIXTURES, TWO_FILES, edit_project_copy, plan, window_with_project
 
 pytestmark = pytest.mark.gui
 
 
-
 @pytest.fixture
 def project(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(FIXTURES / "edit_project", root)
-    return root
-
-
-def window_with_project(qtbot, app_home, project, **kw):
-    w = open_window(qtbot, app_home, **kw)
-    w.features.project.open(project)
-    return w
-
-
-def plan(qtbot, w, answer, target=None):
-    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000) as sig:
-        w.features.changes.show_changes(answer, target)
-    return sig.args[0]
+    return edit_project_copy(tmp_path)
 
 
 def test_two_file_change_reject_one_hunk_apply_and_undo(qtbot, app_home, project):

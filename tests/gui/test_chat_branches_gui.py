@@ -9,12 +9,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from app.core.paths import app_paths
-from tests.support.gui import LONG_PROMPT, close_window, open_window, wait_loaded
+from tests.support.gui import LONG_PROMPT, close_window, open_window, press_yes_on_the_next_question_box, wait_loaded
 
 pytestmark = pytest.mark.gui
 BUSY = "An answer is being written: stop it first."
@@ -69,17 +69,6 @@ def answer_with(qtbot, chat, key_or_href: str | int):
         else:
             qtbot.keyClick(chat.panel.input, key_or_href)
     return stored.args[0]
-
-
-def press_yes_on_the_next_question_box(qtbot) -> None:
-    """The confirmation is modal: answer it with its Y key as soon as it is up."""
-    def poll():
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            qtbot.keyClick(box, Qt.Key_Y)
-        else:
-            QTimer.singleShot(20, poll)
-    QTimer.singleShot(20, poll)
 
 
 def test_regenerate_keeps_both_answers_and_the_next_question_builds_on_the_one_on_show(qtbot, app_home):

@@ -8,13 +8,13 @@ needed for any of this)."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.core.paths import app_paths
 from app.core.storage import Storage
-from tests.support.gui import close_window, open_window
+from tests.support.gui import close_window, open_window, press_yes_on_the_next_question_box
 
 pytestmark = pytest.mark.gui
 ANSWER = "Use `sorted`:\n\n```python\nsorted(d.items(), key=lambda kv: kv[1])\n```"
@@ -37,16 +37,6 @@ def seed(home) -> dict[str, int]:
 
 def focused():
     return QApplication.focusWidget()
-
-
-def press_yes_on_the_next_question_box(qtbot) -> None:
-    def poll():
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            qtbot.keyClick(box, Qt.Key_Y)
-        else:
-            QTimer.singleShot(20, poll)
-    QTimer.singleShot(20, poll)
 
 
 def test_the_chat_keys_and_the_conversation_list(qtbot, app_home, tmp_path, monkeypatch):

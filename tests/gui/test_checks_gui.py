@@ -5,7 +5,6 @@ the model saw for a /code request (untick, add @path, ask again)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from app.core.checks import CANCELLED, FAILED, load_project_settings, project_settings_path
-from tests.support.edit_project import FENCE, FIXTURES, TWO_FILES
+from tests.support.edit_project import FENCE, FIXTURES, TWO_FILES, edit_project_copy, plan, window_with_project
 from tests.support.gui import close_window, open_window, wait_loaded
 
 pytestmark = pytest.mark.gui
@@ -25,21 +24,7 @@ MATHX = (FIXTURES / "edit_project/pkg/mathx.py").read_text()
 
 @pytest.fixture
 def project(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(FIXTURES / "edit_project", root)
-    return root
-
-
-def window_with_project(qtbot, app_home, project, **kw):
-    w = open_window(qtbot, app_home, **kw)
-    w.features.project.open(project)
-    return w
-
-
-def plan(qtbot, w, answer):
-    with qtbot.waitSignal(w.features.changes.changes_planned, timeout=10_000) as sig:
-        w.features.changes.show_changes(answer, None)
-    return sig.args[0]
+    return edit_project_copy(tmp_path)
 
 
 def mathx_answer(body: str) -> str:

@@ -32,3 +32,18 @@ def close_window(w: MainWindow) -> None:
 def wait_loaded(qtbot, w: MainWindow) -> None:
     """The model is loaded and the engine free (a Send now is not refused)."""
     qtbot.waitUntil(lambda: w.engine is not None and w.engine_service.busy_text() is None, timeout=30_000)
+
+
+def press_yes_on_the_next_question_box(qtbot) -> None:
+    """A confirmation is modal: answer it with its Y key as soon as it is up."""
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def poll():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            qtbot.keyClick(box, Qt.Key_Y)
+        else:
+            QTimer.singleShot(20, poll)
+    QTimer.singleShot(20, poll)
+
