@@ -30,6 +30,7 @@ from app.core.api.requests import ApiRequestError
 
 MAX_BODY = 8 * 1024 * 1024  # a prompt bigger than any context, with room for input_extra files
 MAX_EMBED_INPUTS = 512
+COALESCE_S = 0.03  # streamed tokens after the first are handed over in batches this far apart
 SEND_TIMEOUT_S = 30  # a client that reads nothing for this long is dropped (its generation cancelled)
 
 
@@ -143,9 +144,31 @@ class _Run:
         self.cancel = threading.Event()
         self.call = call
 
+        # Tokens after the first are handed to the loop in batches, at most one wake-up per
+        # COALESCE_S: a wake-up, a write and a client read per token cost the model 7 % on 2 cores.
+        lock, batch, state = threading.Lock(), [], {"pending": False, "first": True}
+
+        def flush():
+            with lock:
+                items, batch[:] = list(batch), []
+                state["pending"] = False
+            for it in items:
+                self.queue.put_nowait(it)
+
         def emit(item):
+            with lock:
+                batch.append(item)
+                if state["pending"]:
+                    return
+                state["pending"] = True
+                delay = COALESCE_S if item[0] == "token" and not state["first"] else 0.0
+                if item[0] == "token":
+                    state["first"] = False
             try:
-                loop.call_soon_threadsafe(self.queue.put_nowait, item)
+                if delay:
+                    loop.call_soon_threadsafe(loop.call_later, delay, flush)
+                else:
+                    loop.call_soon_threadsafe(flush)
             except RuntimeError:  # the server's loop is gone (stopped mid-answer)
                 self.cancel.set()
 
@@ -214,9 +237,17 @@ def _stream(run: _Run, first: dict | None, chunk, final, usage_wanted: bool) -> 
         try:
             if first is not None:
                 yield safe_dumps(first)
+            held = None
             while True:
-                kind, value = await run.queue.get()
-                if kind == "token":
+                kind, value = held if held is not None else await run.queue.get()
+                held = None
+                if kind == "token":  # the pieces handed over together go out as one chunk
+                    while held is None and not run.queue.empty():
+                        item = run.queue.get_nowait()
+                        if item[0] == "token":
+                            value += item[1]
+                        else:
+                            held = item  # the end or an error: handled after this chunk
                     yield safe_dumps(chunk(value))
                 elif kind == "done":
                     run.call.rec.completion_tokens = value.completion_tokens
