@@ -94,9 +94,13 @@ def delete_key(name: str) -> None:
         pass  # nothing stored: already gone
 
 
+# Keys the app makes itself (not typed in the Keys dialog), removed from logs all the same.
+OWN_KEYS = ("local-api",)  # the local API's key (app/core/api/keys.py)
+
+
 def redact(text: str) -> str:
     """``text`` with every stored key replaced (for logs, exports and crash reports)."""
-    for name in KNOWN_KEYS:
+    for name in (*KNOWN_KEYS, *OWN_KEYS):
         value = get_key(name)
         if value and len(value) >= 4:
             text = text.replace(value, f"<{name} key removed>")

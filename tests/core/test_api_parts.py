@@ -99,6 +99,13 @@ def test_key_is_made_once_and_kept_in_the_keyring(memory_keyring, monkeypatch):
     assert ("OfflineCoder", "local-api") in memory_keyring.store
 
 
+def test_the_api_key_never_reaches_the_log(memory_keyring):
+    from app.core import secrets
+    from app.core.api.keys import api_key
+    key = api_key()
+    assert secrets.redact(f"Authorization: Bearer {key}") == "Authorization: Bearer <local-api key removed>"
+
+
 def test_no_keyring_and_no_env_key_is_a_message(monkeypatch):
     import keyring
     from keyring.backends import fail
