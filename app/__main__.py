@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     serve.add_argument("--no-adapters", action="store_true", help="ignore the enabled LoRA adapters")
     serve.add_argument("--show-key", action="store_true", help="print the API key (kept in the OS keyring)")
+    serve.add_argument("--completion-model", metavar="ID|PATH",
+                       help="a second model for completion only (a models-folder id or a .gguf path; default: the "
+                            "one chosen in Settings → Local API; \"\" for none), loaded if it fits beside the first")
     return p
 
 

@@ -106,7 +106,7 @@ class TwinSpec:
 def specs() -> dict[str, TwinSpec]:
     out = {}
     for entry in CATALOG:
-        if entry.embedded:
+        if entry.embedded or not entry.for_chat:
             continue
         key = entry.params.lower()  # "1.5B" -> "1.5b"
         out[key] = TwinSpec(key, entry)

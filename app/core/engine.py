@@ -325,6 +325,10 @@ class Engine:
         if memory:
             llama_cpp.llama_memory_clear(memory, True)
 
+    @property
+    def closed(self) -> bool:
+        return getattr(self, "_llm", None) is None
+
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
         if llm is not None:

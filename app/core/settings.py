@@ -103,6 +103,9 @@ class Settings:
     # port 0 means the default (8012, llama.vscode's), or a free one when that is taken.
     api_enabled: bool = False
     api_port: int = 0
+    # The local API's completion model (a models-folder id, e.g. the catalog's 1.5B base), loaded
+    # beside the chat model while the API is on and when both fit; "" = the chat model completes.
+    api_completion_model: str = ""
 
     # ---- persistence -------------------------------------------------------------------
     @classmethod

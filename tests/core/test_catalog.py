@@ -18,8 +18,8 @@ import pytest
 from app.core.errors import UserError
 from app.core.hardware import Hardware
 from app.core.models import catalog, embedded
-from app.core.models.catalog import (CATALOG, QWEN_1_5B, QWEN_3B, QWEN_7B, STARTER, CatalogError, catalog_file,
-                                     load_catalog)
+from app.core.models.catalog import (CATALOG, QWEN_1_5B, QWEN_1_5B_BASE, QWEN_3B, QWEN_7B, STARTER, CatalogError,
+                                     catalog_file, load_catalog)
 from app.core.models.fit import recommend
 from app.core.models.gguf_info import read_gguf_info
 from app.ui.errors import describe_error
@@ -35,11 +35,13 @@ def test_the_app_reads_the_top_level_file():
 
 
 def test_the_shipped_entries():
-    assert CATALOG == (STARTER, QWEN_1_5B, QWEN_3B, QWEN_7B)  # smallest first
-    assert [e.size_bytes for e in CATALOG] == [embedded.SIZE, 1_118_000_000, 2_105_000_000, 4_684_000_000]
+    assert CATALOG == (STARTER, QWEN_1_5B, QWEN_1_5B_BASE, QWEN_3B, QWEN_7B)  # smallest first
+    assert [e.size_bytes for e in CATALOG] == [embedded.SIZE, 1_118_000_000, 1_647_000_000, 2_105_000_000,
+                                               4_684_000_000]
     # Qwen2.5-Coder-Instruct's published configs
     shapes = {e.params: (e.n_layers, e.hidden_size, e.n_heads, e.n_kv_heads, e.ffn_size, e.vocab_size,
-                         e.context_length, e.tied_embeddings, e.head_dim) for e in CATALOG if not e.embedded}
+                         e.context_length, e.tied_embeddings, e.head_dim) for e in CATALOG if e.for_chat
+              and not e.embedded}
     assert shapes == {"1.5B": (28, 1536, 12, 2, 8960, 151936, 32768, True, 128),
                       "3B": (36, 2048, 16, 2, 11008, 151936, 32768, True, 128),
                       "7B": (28, 3584, 28, 4, 18944, 152064, 32768, False, 128)}
@@ -48,6 +50,16 @@ def test_the_shipped_entries():
     for e in (QWEN_1_5B, QWEN_3B, QWEN_7B):
         assert e.repo_id.startswith("Qwen/") and e.filename.endswith("-q4_k_m.gguf")
         assert e.checksum_source == "hub" and e.sha256 == "" and not e.embedded
+    # the completion model: the base model of the 1.5B's shape, pinned, for the local API only
+    base = QWEN_1_5B_BASE
+    assert (base.use, base.for_chat, base.params, base.licence) == ("completion", False, "1.5B", "Apache-2.0")
+    assert base.repo_id == "ggml-org/Qwen2.5-Coder-1.5B-Q8_0-GGUF" and base.filename == "qwen2.5-coder-1.5b-q8_0.gguf"
+    assert len(base.revision) == 40 and len(base.sha256) == 64 and base.checksum_source == "hub"
+    assert (base.n_layers, base.hidden_size, base.n_kv_heads, base.ffn_size, base.vocab_size) == \
+        (QWEN_1_5B.n_layers, QWEN_1_5B.hidden_size, QWEN_1_5B.n_kv_heads, QWEN_1_5B.ffn_size, QWEN_1_5B.vocab_size)
+    # Q8_0: 34 bytes per 32 weights of the 1,543,714,304 (tied), plus a few MB of tokenizer and norms
+    assert 1_543_714_304 * 34 // 32 < base.size_bytes < 1_543_714_304 * 34 // 32 + 10_000_000
+    assert all(e.use == "chat" for e in CATALOG if e is not base)
     assert STARTER.embedded and STARTER.checksum_source == "wheel" and STARTER.repo_id == ""
     assert catalog.by_id(QWEN_3B.id) is QWEN_3B and catalog.by_id("nope") is None
 
@@ -106,6 +118,8 @@ def _broken(old: str, new: str, count: int = 1) -> str:
      ["embedded: it needs checksum_source"]),
     (_broken('file = "qwen2.5-coder-7b-instruct-q4_k_m.gguf"', 'file = "../qwen.gguf"'),
      ["'file' must be a bare .gguf file name"]),
+    (_broken('use = "completion"', 'use = "autocomplete"'), ["'use' must be one of chat, completion"]),
+    (_broken('embedded = true', 'embedded = true\nuse = "completion"'), ["the starter is a chat model"]),
     (_broken("schema = 1", "schema = 2"), ["this version of the app reads schema = 1"]),
     ("schema = 1\n", ["lists no models"]),
 ])
@@ -157,7 +171,7 @@ context_length = 32768
 tied_embeddings = false
 '''
     entries = load_catalog(_write(tmp_path, text))
-    assert [e.params for e in entries] == ["135M", "1.5B", "3B", "7B", "14B"]
+    assert [e.params for e in entries] == ["135M", "1.5B", "1.5B", "3B", "7B", "14B"]
     big = entries[-1]
     assert (big.n_layers, big.n_kv_heads, big.head_dim, big.revision) == (48, 8, 128, "main")
     machine = Hardware(64 * GiB, 32 * GiB, 8, 200 * GiB)

@@ -10,7 +10,7 @@ from app.core.models.pick import Estimate, entry_gparams, estimate_entry, first_
 from app.core.models.speed import Speed
 
 STARTER = next(e for e in CATALOG if e.embedded)
-QWEN = {e.params: e for e in CATALOG if not e.embedded}
+QWEN = {e.params: e for e in CATALOG if not e.embedded and e.for_chat}
 # measured on this 2-core machine, idle (bench/README.md, bench/picker.py): the starter's probe
 # (read, write tokens/s) and the twins' (read, write) with llama.cpp's zen4 (AVX-512) variant
 ZEN4_ANCHOR = Speed(465.1, 147.1, True)

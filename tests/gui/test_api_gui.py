@@ -30,6 +30,11 @@ def api_feature(w) -> ApiFeature:
     return w.features.api
 
 
+def settled(qtbot, feature: ApiFeature) -> None:
+    """The start or stop the click began (on a worker) has ended."""
+    qtbot.waitUntil(lambda: not feature.busy, timeout=60_000)
+
+
 def ask(port: int, key: str, content: str, max_tokens: int) -> tuple[int, dict]:
     body = json.dumps({"messages": [{"role": "user", "content": content}], "max_tokens": max_tokens,
                        "temperature": 0}).encode()
@@ -58,6 +63,7 @@ def test_api_from_the_dialog_serves_the_window_model_and_shares_it_fairly(qtbot,
     qtbot.keyClicks(dialog.port, str(busy))
     assert dialog.port.value() == busy
     qtbot.mouseClick(dialog.enabled, Qt.LeftButton)
+    settled(qtbot, feature)
     assert not feature.running and not dialog.enabled.isChecked()
     assert dialog.error.isVisible() and f"Port {busy}" in dialog.error.text() and "in use" in dialog.error.text()
     assert Settings.load(w.ctx.paths.settings_file).api_enabled is False
@@ -67,6 +73,7 @@ def test_api_from_the_dialog_serves_the_window_model_and_shares_it_fairly(qtbot,
     dialog.port.selectAll()
     qtbot.keyClick(dialog.port, Qt.Key_0)
     qtbot.mouseClick(dialog.enabled, Qt.LeftButton)
+    settled(qtbot, feature)
     assert feature.running and dialog.enabled.isChecked() and not dialog.error.isVisible()
     port = feature.server.port
     assert f"http://127.0.0.1:{port}/v1" in dialog.addresses.text()
@@ -114,10 +121,69 @@ def test_api_from_the_dialog_serves_the_window_model_and_shares_it_fairly(qtbot,
 
     # Off from the dialog: the port is closed, the label gone, the choice kept.
     qtbot.mouseClick(dialog.enabled, Qt.LeftButton)
+    settled(qtbot, feature)
     assert not feature.running and not feature.label.isVisible()
     with pytest.raises(urllib.error.URLError) as off:
         ask(port, key, "hi", 4)
     assert isinstance(off.value.reason, ConnectionRefusedError)
     assert Settings.load(w.ctx.paths.settings_file).api_enabled is False
-    feature.shutdown()
+    close_window(w)
+
+
+def test_the_completion_model_chosen_in_the_dialog_loads_beside_the_chat_model(qtbot, app_home, memory_keyring,
+                                                                               starter_path):
+    """The Models folder holds the completion model (a link to the starter file under the base
+    model's file name stands in for the 1.5 GB download); chosen in the dialog while the API is
+    on, the API starts again on a worker with it: /v1/models lists both, completions go to it,
+    chat to the window's model; choosing none closes it."""
+    from app.core.models.catalog import QWEN_1_5B_BASE
+    from app.core.models.registry import InstalledModel, ModelRegistry
+    from app.core.paths import app_paths
+
+    link = app_home / "elsewhere" / QWEN_1_5B_BASE.filename
+    link.parent.mkdir(parents=True)
+    link.symlink_to(starter_path)
+    ModelRegistry(app_paths(app_home).models_dir).add(InstalledModel(
+        QWEN_1_5B_BASE.id, QWEN_1_5B_BASE.name, str(link), starter_path.stat().st_size, "link",
+        catalog_id=QWEN_1_5B_BASE.id))
+    w = open_window(qtbot, app_home, temperature=0.0, max_tokens=40)
+    feature = api_feature(w)
+    wait_loaded(qtbot, w)
+    dialog = feature.show()
+    assert [dialog.completion.itemText(i) for i in range(dialog.completion.count())] == [
+        "None: the chat model completes code", QWEN_1_5B_BASE.name]
+    qtbot.mouseClick(dialog.enabled, Qt.LeftButton)
+    settled(qtbot, feature)
+    assert feature.running and feature.run.completion is None
+    port = feature.server.port
+
+    # Chosen: the API starts again with it, the window stays live while the model loads.
+    dialog.completion.setFocus()
+    qtbot.keyClick(dialog.completion, Qt.Key_Down)  # QComboBox: the arrow key picks the next item
+    assert feature.busy and not dialog.enabled.isEnabled() and "Starting" in dialog.addresses.text()
+    settled(qtbot, feature)
+    assert Settings.load(w.ctx.paths.settings_file).api_completion_model == QWEN_1_5B_BASE.id
+    assert feature.running and feature.run.completion is not None
+    assert "Completion by" in dialog.completion_note.text() and "fits beside" in dialog.completion_note.text()
+    port = feature.server.port
+    key = dialog.key.text()
+
+    def get(path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode() if body else None,
+                                     {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    chat_name = w.engine_service.model.name
+    assert [m["id"] for m in get("/v1/models")["data"]] == [chat_name, link.stem]
+    done = get("/v1/completions", {"prompt": "def add(a, b):", "suffix": "\n", "max_tokens": 4})
+    assert done["model"] == link.stem
+    assert ask(port, key, "Hi", 4)[1]["model"] == chat_name
+
+    # None again: the API starts without it, and the second model is closed.
+    engine = feature.run.completion.engine
+    qtbot.keyClick(dialog.completion, Qt.Key_Up)
+    settled(qtbot, feature)
+    assert feature.running and feature.run.completion is None and engine.closed
+    assert [m["id"] for m in get("/v1/models")["data"]] == [chat_name]
     close_window(w)

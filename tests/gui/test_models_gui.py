@@ -60,6 +60,14 @@ def test_catalog_with_badge_for_the_machine(window, ram, recommended):
         assert any(f.startswith("too big: needs") for f in fits)
     # The starter is active on a fresh machine.
     assert d.table.item(0, 3).text() == "Active"
+    # The completion model is listed for the local API, fitted beside the active model, never
+    # recommended for chat, and cannot be made the chat model.
+    base = names.index(catalog.QWEN_1_5B_BASE.name)
+    assert d.table.item(base, 2).text().startswith("Qwen2.5-Coder-1.5B base " + ("does not fit" if ram < 8 else "fits"))
+    assert "beside SmolLM2-135M" in d.table.item(base, 2).text()
+    assert not badged[0].startswith(catalog.QWEN_1_5B_BASE.name)
+    d.table.selectRow(base)
+    assert not d.use_button.isEnabled() and d.download_button.isEnabled()
 
 
 def test_import_through_the_file_dialog_then_switch_and_back(window, qtbot, monkeypatch, starter_path, tmp_path):

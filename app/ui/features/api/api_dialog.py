@@ -1,12 +1,13 @@
 """Settings → Local API: the on/off switch, the port, the key and the addresses to paste into
-the editor. The dialog only shows and asks; ``ApiFeature`` starts and stops the server and
-tells the dialog what happened (``show_state``), so a refusal (a port in use) is shown here."""
+the editor, and the optional completion model. The dialog only shows and asks; ``ApiFeature``
+starts and stops the server (on a worker) and tells the dialog what happened (``show_state``),
+so a refusal (a port in use) or why the completion model is not loaded is shown here."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from app.core.api.service import DEFAULT_PORT
@@ -16,8 +17,10 @@ from app.ui.banners import error_label
 class ApiDialog(QDialog):
     toggled = Signal(bool, int)   # on/off, the port asked for (0: the default, or a free one)
     key_copied = Signal()
+    completion_chosen = Signal(str)  # a models-folder id; "" for none
 
-    def __init__(self, enabled: bool, port: int, parent=None):
+    def __init__(self, enabled: bool, port: int, completion_models: list[tuple[str, str]] = (),
+                 completion_model: str = "", parent=None):
         super().__init__(parent)
         self.setWindowTitle("Settings — Local API")
         self.setMinimumWidth(540)
@@ -45,10 +48,30 @@ class ApiDialog(QDialog):
         self.addresses.setObjectName("apiAddresses")
         self.addresses.setWordWrap(True)
         self.addresses.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.completion = QComboBox()
+        self.completion.setObjectName("apiCompletionModel")
+        self.completion.addItem("None: the chat model completes code", "")
+        for name, model_id in completion_models:
+            self.completion.addItem(name, model_id)
+        at = self.completion.findData(completion_model)
+        if at < 0 and completion_model:  # chosen once, since deleted: shown, so it can be changed
+            self.completion.addItem(f"{completion_model} (not installed)", completion_model)
+            at = self.completion.count() - 1
+        self.completion.setCurrentIndex(max(at, 0))
+        self.completion.setToolTip("A second model for tab completion (fill-in-the-middle) only, loaded beside "
+                                   "the chat model while the API is on, if both fit in memory")
+        self.completion_note = QLabel()
+        self.completion_note.setObjectName("apiCompletionNote")
+        self.completion_note.setWordWrap(True)
+        self._hint = "" if completion_models else ("For better tab completion, download “Qwen2.5-Coder-1.5B base "
+                                                   "(for completion)” in Models…")
+        self.completion_note.setText(self._hint)
         self.error = error_label("apiError")
         form = QFormLayout()
         form.addRow("Port", self.port)
         form.addRow("Key", key_row)
+        form.addRow("Completion model", self.completion)
+        form.addRow("", self.completion_note)
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         buttons.rejected.connect(self.reject)
         outer = QVBoxLayout(self)
@@ -58,20 +81,27 @@ class ApiDialog(QDialog):
         outer.addWidget(self.error)
         outer.addWidget(buttons)
         self.enabled.toggled.connect(lambda on: self.toggled.emit(on, self.port.value()))
+        self.completion.activated.connect(lambda i: self.completion_chosen.emit(self.completion.itemData(i)))
         self.show_key.toggled.connect(self._show_key)
         self.copy_key.clicked.connect(self._copy_key)
 
-    def show_state(self, url: str | None, key: str, error: str = "") -> None:
+    def show_state(self, url: str | None, key: str, error: str = "", note: str = "", busy: bool = False) -> None:
         """What the feature did: ``url`` when serving (None: off), the key ("" when none can be
-        had), and a message for a refusal."""
+        had), a message for a refusal, what to know about the completion model, and whether a
+        start or stop is under way (the switches wait for it)."""
         self.enabled.blockSignals(True)
         self.enabled.setChecked(url is not None)
         self.enabled.blockSignals(False)
-        self.port.setEnabled(url is None)
+        self.enabled.setEnabled(not busy)
+        self.completion.setEnabled(not busy)
+        self.port.setEnabled(url is None and not busy)
+        self.completion_note.setText(note or self._hint)
         self.key.setText(key)
         for b in (self.show_key, self.copy_key):
             b.setEnabled(bool(key))
-        if url is None:
+        if busy:
+            self.addresses.setText("Starting or stopping… (a completion model takes a few seconds to load)")
+        elif url is None:
             self.addresses.setText("Off: nothing listens. Turn it on to serve the loaded model to programs on "
                                    "this computer (never to the network).")
         else:

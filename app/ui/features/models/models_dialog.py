@@ -16,10 +16,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
                                QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
 
+from app.core.errors import UserError
 from app.core.hardware import Hardware, probe
 from app.core.models import download as dl
 from app.core.models.catalog import CATALOG, CatalogEntry
-from app.core.models.fit import Recommendation, assess, gb, recommend
+from app.core.models.fit import (Recommendation, assess, assess_pair, file_memory_needed, gb, memory_needed,
+                                 recommend)
 from app.core.llama_backend import loaded_variant
 from app.core.models.pick import estimate_entry, pick
 from app.core.models.speed import SpeedBook
@@ -128,7 +130,7 @@ class ModelsDialog(QDialog):
         estimates = self._estimates(starter_path)
         if estimates:
             fast = pick([(e, assess(e, hw, self.n_ctx, installed=e.id in by_catalog).fits, estimates[e.id])
-                         for e in CATALOG if not e.embedded])
+                         for e in CATALOG if not e.embedded and e.for_chat])
             if fast is not None:
                 rec = Recommendation(fast.entry, fast.reason)
         self.recommendation = rec
@@ -151,7 +153,9 @@ class ModelsDialog(QDialog):
         for i, r in enumerate(self.rows):
             name = r.name + (f"  —  {RECOMMENDED}" if r.entry is not None and r.entry == rec.entry else "")
             size = r.entry.size_bytes if r.entry else (r.installed.size if r.installed else 0)
-            if r.entry is not None:
+            if r.entry is not None and not r.entry.for_chat:
+                fit = self._fit_beside_active(r.entry, hw)
+            elif r.entry is not None:
                 fit = assess(r.entry, hw, self.n_ctx, installed=r.installed is not None).reason
             else:
                 fit = f"{r.installed.architecture}, {r.installed.quantization} (imported)"
@@ -196,9 +200,21 @@ class ModelsDialog(QDialog):
         return r.path is not None and bool(self.active_path) and \
             Path(self.active_path).resolve() == r.path.resolve()
 
+    def _fit_beside_active(self, entry: CatalogEntry, hw) -> str:
+        """A completion model runs beside the chat model (local API): the two-model rule."""
+        try:
+            active = Path(self.active_path) if self.active_path else starter_model().path
+            first = file_memory_needed(active, self.n_ctx)
+        except (OSError, UserError):
+            return "for the local API; the active model cannot be read to check the fit"
+        return assess_pair(active.stem, first, entry.name.split(" (")[0], memory_needed(entry, self.n_ctx),
+                           hw).reason
+
     def _status(self, r: Row) -> str:
         if self._is_active(r):
             return "Active"
+        if r.path is not None and r.entry is not None and not r.entry.for_chat:
+            return "Installed: choose it in Settings → Local API…"
         if r.path is not None:
             return "Installed"
         part = dl.partial_size(self.registry.dir / r.entry.filename) if r.entry else 0
@@ -227,7 +243,8 @@ class ModelsDialog(QDialog):
         busy = self.job is not None and self.job.is_running()
         self.download_button.setEnabled(not busy and r is not None and r.path is None and r.entry is not None)
         self.cancel_button.setEnabled(busy)
-        self.use_button.setEnabled(not busy and r is not None and r.path is not None and not self._is_active(r))
+        self.use_button.setEnabled(not busy and r is not None and r.path is not None and not self._is_active(r)
+                                   and (r.entry is None or r.entry.for_chat))
         self.delete_button.setEnabled(not busy and r is not None and r.installed is not None
                                       and not self._is_active(r))
         self.import_button.setEnabled(not busy)
@@ -271,7 +288,10 @@ class ModelsDialog(QDialog):
 
     def _on_done(self, model: InstalledModel) -> None:
         self.progress.hide()
-        self.progress_note.setText(f"{model.name} is ready. Select it and press “Use this model”.")
+        entry = next((e for e in CATALOG if e.id == model.catalog_id), None)
+        self.progress_note.setText(f"{model.name} is ready: choose it in Settings → Local API… (completion)."
+                                   if entry is not None and not entry.for_chat else
+                                   f"{model.name} is ready. Select it and press “Use this model”.")
         self.refresh()
 
     def _on_failed(self, e: BaseException) -> None:
