@@ -14,7 +14,7 @@ idle). Figures, one JSON line each:
 - ``api_cancel_free_s``: a client closing mid-stream until the model is free again.
 - ``load_average``: the machine's 1-minute load when the run started (idle: < 1).
 
-    .venv/bin/python bench/api_overhead.py [--rounds 5] [--max-tokens 128]
+    .venv/bin/python bench/api_overhead.py [--rounds 5] [--max-tokens 128] [--model FILE.gguf]
 """
 
 from __future__ import annotations
@@ -116,9 +116,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--model", help="a .gguf file (default: the starter; a speed twin measures a real shape)")
     args = ap.parse_args()
     load = os.getloadavg()[0]
-    engine = Engine(starter_model().path, EngineConfig(n_ctx=2048))
+    engine = Engine(args.model or starter_model().path, EngineConfig(n_ctx=2048))
+    model_name = engine.model.path.name
     server = ApiServer(ApiBackend(EngineGate(), lambda: ServedModel("starter", engine), KEY), port=0)
     server.start()
     try:
@@ -151,7 +153,8 @@ def main() -> None:
         "api_cancel_free_s": round(cancel, 3),
     }
     for name, value in figures.items():
-        print(json.dumps({"figure": name, "value": value, "rounds": args.rounds, "max_tokens": args.max_tokens}))
+        print(json.dumps({"figure": name, "value": value, "rounds": args.rounds, "max_tokens": args.max_tokens,
+                          "model": model_name}))
 
 
 if __name__ == "__main__":

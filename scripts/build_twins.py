@@ -5,9 +5,10 @@ architecture ``qwen2``: layers, hidden size, heads, KV heads, FFN size, vocabula
 1e6, RMS eps 1e-6, 32k trained context, q/k/v biases) and random weights, quantised to Q4_K_M by
 llama.cpp's own quantiser. It computes exactly as much per token as the real model, so its
 prompt and generation speed and its memory are the real model's; its answers are noise. No
-weights can be downloaded on the build machines, hence twins. Nothing in CI uses them.
+weights can be downloaded on the build machines, hence twins. Nothing in CI uses them. The local
+API's completion model (1.5B base) gets a Q8_0 twin, as published (``--only 1.5b-base``).
 
-    .venv/bin/python scripts/build_twins.py [--only 1.5b|3b|7b] [--dir DIR] [--tied] [--force]
+    .venv/bin/python scripts/build_twins.py [--only 1.5b|1.5b-base|3b|7b] [--dir DIR] [--tied] [--force]
 
 The files go to ``$OFFLINE_CODER_TWINS`` or ``~/.cache/offline-coder-twins/``. A twin that is
 already there and valid (readable, complete, built by this recipe) is kept. Per model: an F16
@@ -83,6 +84,7 @@ CHAT_TEMPLATE = (
 T_NORMAL, T_CONTROL, T_USER_DEFINED, T_UNUSED = 1, 3, 4, 5
 FTYPE_F16 = 1
 FTYPE_Q4_K_M = 15
+FTYPE_Q8_0 = 7
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,31 @@ class TwinSpec:
     def e(self) -> CatalogEntry:
         return self.entry
 
+    @property
+    def completion(self) -> bool:
+        """The API's completion model: Q8_0 from llama.cpp's converter (tied: no output.weight)."""
+        return self.e.use == "completion"
+
+    quant = property(lambda self: "q8_0" if self.completion else "q4_k_m")
+    ftype = property(lambda self: FTYPE_Q8_0 if self.completion else FTYPE_Q4_K_M)
+
     def file_name(self, tied: bool) -> str:
+        if self.completion:
+            return f"twin-{self.e.filename}"
         layout = "-tied" if tied and self.e.tied_embeddings else ""
         return f"twin-{self.e.name.lower()}{layout}-q4_k_m.gguf"
 
     def has_output(self, tied: bool) -> bool:
         """Whether the file carries output.weight (see the module docstring)."""
-        return not (tied and self.e.tied_embeddings)
+        return not ((tied or self.completion) and self.e.tied_embeddings)
 
 
 def specs() -> dict[str, TwinSpec]:
     out = {}
     for entry in CATALOG:
-        if entry.embedded or not entry.for_chat:
+        if entry.embedded:
             continue
-        key = entry.params.lower()  # "1.5B" -> "1.5b"
+        key = entry.params.lower() + ("" if entry.for_chat else "-base")  # "1.5B" -> "1.5b", "1.5b-base"
         out[key] = TwinSpec(key, entry)
     return out
 
@@ -272,14 +284,14 @@ def write_f16(spec: TwinSpec, path: Path, tied: bool) -> None:
 
 
 # ---- quantisation ---------------------------------------------------------------------------
-def quantize(src: Path, dst: Path, threads: int) -> None:
+def quantize(src: Path, dst: Path, threads: int, ftype: int = FTYPE_Q4_K_M) -> None:
     from app.core.llama_backend import load_llama_cpp
 
     llama_cpp = load_llama_cpp()
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = threads
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.ftype = ftype
     # output_tensor_type / token_embedding_type stay at their defaults (GGML_TYPE_COUNT: llama.cpp
     # chooses), so each twin gets exactly the mix llama.cpp gives the real model.
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
@@ -304,7 +316,7 @@ def check_twin(spec: TwinSpec, path: Path, tied: bool) -> str | None:
     want = {
         "general.architecture": "qwen2",
         RECIPE_KEY: f"{RECIPE} {spec.file_name(tied)}",
-        "general.file_type": FTYPE_Q4_K_M,
+        "general.file_type": spec.ftype,
         "qwen2.block_count": e.n_layers,
         "qwen2.embedding_length": e.hidden_size,
         "qwen2.feed_forward_length": e.ffn_size,
@@ -341,7 +353,7 @@ def build(spec: TwinSpec, folder: Path, tied: bool, threads: int, force: bool) -
         print(f"{spec.key}: {final} is built ({final.stat().st_size / 1e9:.3f} GB), kept", flush=True)
         return final
     print(f"{spec.key}: building {final} ({why})", flush=True)
-    f16 = final.with_name(final.name.replace("-q4_k_m.gguf", "-f16.gguf.part"))
+    f16 = final.with_name(final.name.replace(f"-{spec.quant}.gguf", "-f16.gguf.part"))
     tmp = final.with_name(final.name + ".part")
     try:
         t0 = time.perf_counter()
@@ -349,7 +361,7 @@ def build(spec: TwinSpec, folder: Path, tied: bool, threads: int, force: bool) -
         t1 = time.perf_counter()
         print(f"{spec.key}: F16 written, {f16.stat().st_size / 1e9:.2f} GB in {t1 - t0:.0f} s; quantising",
               flush=True)
-        quantize(f16, tmp, threads)
+        quantize(f16, tmp, threads, spec.ftype)
         print(f"{spec.key}: quantised in {time.perf_counter() - t1:.0f} s", flush=True)
     finally:
         f16.unlink(missing_ok=True)

@@ -252,6 +252,12 @@ def test_requests_are_logged_with_the_client_process(api):
     e = api.backend.log.events()[-1]
     assert (e.source, e.state, e.pid, e.destination) == ("api", "GET /v1/models", os.getpid(), "127.0.0.1")
     assert api.backend.requests >= 10
+    # a path that is no endpoint is on the record too (refused, with the client's process)
+    before = api.backend.requests
+    status, _, body = call(api, "GET", "/v1/nothing-here")
+    assert status == 404 and b"Endpoints:" in body and api.backend.requests == before + 1
+    e = api.backend.log.events()[-1]
+    assert (e.state, e.verdict, e.pid) == ("GET /v1/nothing-here", "refused (404)", os.getpid())
 
 
 def test_offline_mode_on_the_api_works_and_nothing_else_leaves(api, client):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QTimer, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLineEdit
 
@@ -118,6 +119,35 @@ def test_api_from_the_dialog_serves_the_window_model_and_shares_it_fairly(qtbot,
     assert not result.cancelled and result.text.strip() and not panel.error.isVisible()
     # (the refused one counts too: every request is on the record)
     qtbot.waitUntil(lambda: feature.label.text().endswith("· 3 requests"), timeout=5_000)
+
+    # 100 requests at once: the queue limit holds (the rest are told to come back), every one is
+    # answered, and the window's event loop keeps running meanwhile (typing reaches the input).
+    codes: list[int] = []
+
+    def one() -> None:
+        try:
+            codes.append(ask(port, key, "Say hi", 8)[0])
+        except urllib.error.HTTPError as e:
+            codes.append(e.code)
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(20)
+    burst = [threading.Thread(target=one, daemon=True) for _ in range(100)]
+    for t in burst:
+        t.start()
+    panel.input.clear()
+    qtbot.keyClicks(panel.input, "still typing")
+    qtbot.waitUntil(lambda: len(codes) == 100, timeout=120_000)
+    timer.stop()
+    assert panel.input.toPlainText() == "still typing"
+    assert set(codes) <= {200, 429} and codes.count(200) >= 5 and codes.count(429) >= 1  # 1 answering + 4 waiting
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    # a liveness bound, not a speed figure: a blocked GUI thread would show a gap of seconds
+    assert len(ticks) > 10 and max(gaps) < 2.0, max(gaps)
+    qtbot.waitUntil(lambda: feature.label.text().endswith("· 103 requests"), timeout=10_000)
+    panel.input.clear()
 
     # Off from the dialog: the port is closed, the label gone, the choice kept.
     qtbot.mouseClick(dialog.enabled, Qt.LeftButton)

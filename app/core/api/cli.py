@@ -3,6 +3,7 @@ gate and server as the window's Settings → Local API."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -12,7 +13,7 @@ def serve(args) -> int:
     from app.core.api import run
     from app.core.api.backend import ServedModel
     from app.core.api.gate import EngineGate
-    from app.core.api.keys import api_key
+    from app.core.api.keys import ENV_KEY, api_key
     from app.core.models.loading import load_engine
     from app.core.paths import app_paths
     from app.core.settings import Settings
@@ -36,8 +37,10 @@ def serve(args) -> int:
         server.serve_forever(lambda: print(
             f"Local API on {server.url}/v1 serving {served.name}"
             + (f" (completion: {api.completion.name})" if api.completion else "") + " (Ctrl+C stops it). "
-            + (f"Key: {backend.key}" if args.show_key else "Key: in the OS keyring; --show-key prints it."),
-            flush=True))
+            + ("Offline mode is on (only loopback). " if settings.offline else "Offline mode is off. ")
+            + (f"Key: {backend.key}" if args.show_key else
+               f"Key: from {ENV_KEY}." if os.environ.get(ENV_KEY, "").strip() else
+               "Key: in the OS keyring; --show-key prints it."), flush=True))
     except KeyboardInterrupt:
         pass
     finally:

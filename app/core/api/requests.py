@@ -8,6 +8,8 @@ was trained on (repo-level files first, as llama.cpp's server lays out ``input_e
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from app.core.errors import UserError
@@ -18,6 +20,10 @@ REPO_NAME, FILE_SEP = "<|repo_name|>", "<|file_sep|>"
 ROLES = {"system", "user", "assistant"}
 MAX_STOP = 4
 MAX_EXTRA_FILES = 64
+MAX_CHARS_PER_TOKEN = 128  # above any vocabulary's longest pieces (the starter reads 64 spaces as one token)
+# A lone surrogate can only come from a \uD800-\uDFFF escape: bodies without one are not walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ApiRequestError(UserError, ValueError):
@@ -47,12 +53,23 @@ def need_object(body) -> dict:
     return body
 
 
+def shown(value, limit: int = 60) -> str:
+    """A value as a message quotes it: its repr, cut short (a refused field may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _number(body: dict, name: str, kind, lo, hi, default):
     value = body.get(name, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise ApiRequestError(f"'{name}' must be a number{' (a whole one)' if kind is int else ''}, not {value!r}.")
+    whole = " (a whole one)" if kind is int else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiRequestError(f"'{name}' must be a number{whole}, not {shown(value)}.")
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity, 1e400 (JSON allows them here)
+        raise ApiRequestError(f"'{name}' must be a finite number between {lo} and {hi}, not {value}.")
+    if kind is int and value != int(value):
+        raise ApiRequestError(f"'{name}' must be a whole number, not {value!r}.")
     if not lo <= value <= hi:
         raise ApiRequestError(f"'{name}' must be between {lo} and {hi}; it was {value}.")
     return kind(value)
@@ -60,9 +77,10 @@ def _number(body: dict, name: str, kind, lo, hi, default):
 
 def sampling(body: dict, defaults: GenerationSettings, max_name: str = "max_tokens") -> Sampling:
     """The sampling settings a request asks for; what it leaves out is the user's own."""
-    asked = body.get(max_name, body.get("max_completion_tokens"))
-    if asked is not None and asked != -1:
-        asked = _number({max_name: asked}, max_name, int, 1, 10**9, None)
+    sent = max_name if body.get(max_name) is not None else "max_completion_tokens"
+    asked = body.get(sent)
+    if asked is not None and not (type(asked) in (int, float) and asked == -1):
+        asked = _number({sent: asked}, sent, int, 1, 10**9, None)  # the message names the field sent
     else:
         asked = None
     p = GenerationSettings(
@@ -80,7 +98,7 @@ def sampling(body: dict, defaults: GenerationSettings, max_name: str = "max_toke
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= MAX_STOP:
         stops = list(stop)
     else:
-        raise ApiRequestError(f"'stop' must be a string or a list of at most {MAX_STOP} strings.")
+        raise ApiRequestError(f"'stop' must be a string or a list of at most {MAX_STOP} strings, not {shown(stop)}.")
     return Sampling(p, [s for s in stops if s], asked)
 
 
@@ -99,6 +117,34 @@ def clamp_max_tokens(s: Sampling, prompt_tokens: int, n_ctx: int) -> str | None:
             return (f"max_tokens {asked} was lowered to {room}: the prompt's {prompt_tokens} tokens and the "
                     f"answer must fit the context of {n_ctx} tokens.")
     return None
+
+
+def stream_flag(body: dict) -> bool:
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiRequestError(f"'stream' must be true or false, not {shown(stream)}.")
+    return stream
+
+
+def model_name(body: dict) -> str | None:
+    name = body.get("model")
+    if name is not None and not isinstance(name, str):
+        raise ApiRequestError(f"'model' must be a string (see GET /v1/models), not {shown(name)}.")
+    return name or None
+
+
+def refuse_unfittable(n_ctx: int, chars: int, messages: int = 0) -> None:
+    """Refuse, before anything is tokenized, a prompt no context of ``n_ctx`` tokens can hold:
+    more than MAX_CHARS_PER_TOKEN characters a token, or more chat messages than tokens. Why:
+    llama.cpp's tokenizer is quadratic in a text's special tokens, and 7 MB of "<|im_end|>" held
+    the model for some 20 minutes only to be refused. ``n_ctx`` 0: no model yet (the backend says so)."""
+    if n_ctx and chars > n_ctx * MAX_CHARS_PER_TOKEN:
+        raise ApiRequestError(f"The prompt is {chars:,} characters, far more than the model's context of {n_ctx} "
+                              "tokens can hold (a token is a few characters); shorten it.",
+                              extra={"prompt_chars": chars, "n_ctx": n_ctx})
+    if n_ctx and messages > n_ctx:
+        raise ApiRequestError(f"'messages' has {messages:,} messages; the model's context of {n_ctx} tokens cannot "
+                              "hold them (each takes at least one token). Send fewer.", extra={"n_ctx": n_ctx})
 
 
 def _text(content, where: str) -> str:
@@ -123,10 +169,38 @@ def chat_messages(body: dict) -> list[dict]:
         raise ApiRequestError("'messages' must be a non-empty list of {'role', 'content'} objects.")
     out = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ApiRequestError(f"messages[{i}]: 'role' must be one of {sorted(ROLES)}.")
+        if not isinstance(m, dict):
+            raise ApiRequestError(f"messages[{i}] must be an object such as {{'role': 'user', 'content': '...'}}, "
+                                  f"not {shown(m)}.")
+        if not isinstance(m.get("role"), str) or m["role"] not in ROLES:  # a list or dict is not hashable
+            raise ApiRequestError(f"messages[{i}]: 'role' must be one of {sorted(ROLES)}, not {shown(m.get('role'))}.")
         out.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}]")})
     return out
+
+
+def refuse_lone_surrogates(body, raw: bytes) -> None:
+    """Refuse text that is not Unicode: JSON may escape half of a UTF-16 pair (``"\\ud800"``),
+    but no tokenizer can encode it, so it failed deep in the model as a server error. The
+    message names the field and the place."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return
+    todo = [("", body)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, str):
+            hit = _SURROGATE.search(value)
+            if hit:
+                raise ApiRequestError(
+                    f"'{path}' is not valid Unicode text: it has a lone surrogate {hit.group()!a} at character "
+                    f"{hit.start()} (half of a UTF-16 pair). Send whole characters, or remove it.")
+        elif isinstance(value, list):
+            todo.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            todo.extend((f"{path}.{_key(k)}" if path else _key(k), v) for k, v in reversed(list(value.items())))
+
+
+def _key(name: str) -> str:
+    return ascii(name)[1:-1] if _SURROGATE.search(name) else name
 
 
 def with_rules(messages: list[dict], rules_block: str) -> list[dict]:
@@ -152,10 +226,11 @@ def prompt_text(body: dict) -> str:
     prompt = body.get("prompt", "")
     if isinstance(prompt, list):
         if len(prompt) != 1 or not isinstance(prompt[0], str):
-            raise ApiRequestError("'prompt' must be one string (a list of several prompts is not supported).")
+            raise ApiRequestError("'prompt' must be one string (token arrays and lists of several prompts are "
+                                  f"not supported), not {shown(prompt)}.")
         prompt = prompt[0]
     if not isinstance(prompt, str):
-        raise ApiRequestError("'prompt' must be a string.")
+        raise ApiRequestError(f"'prompt' must be a string, not {shown(prompt)}.")
     return prompt
 
 

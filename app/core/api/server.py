@@ -19,7 +19,7 @@ import uuid
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -32,6 +32,7 @@ MAX_BODY = 8 * 1024 * 1024  # a prompt bigger than any context, with room for in
 MAX_EMBED_INPUTS = 512
 COALESCE_S = 0.03  # streamed tokens after the first are handed over in batches this far apart
 SEND_TIMEOUT_S = 30  # a client that reads nothing for this long is dropped (its generation cancelled)
+BODY_IDLE_S = 30.0  # a body that stops arriving (a Content-Length that lies) is answered 408 after this
 
 
 def build_app(backend: ApiBackend) -> Starlette:
@@ -41,6 +42,9 @@ def build_app(backend: ApiBackend) -> Starlette:
         return Route(path, endpoint, methods=list(methods))
 
     async def not_found(request: Request, exc: HTTPException):
+        call = _Call(request, backend)  # on the record too: every request is
+        call.rec.note = "no such endpoint"
+        call.finish(exc.status_code)
         return JSONResponse({"error": {"message": f"{request.method} {request.url.path}: {exc.detail}. Endpoints: "
                                        "/v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /infill.",
                                        "type": "invalid_request_error", "code": exc.status_code}},
@@ -114,17 +118,30 @@ async def _json(request: Request) -> dict:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY:
         raise ApiRequestError(f"The request body is {int(length)} bytes; the limit is {MAX_BODY}.", status=413)
-    data = bytearray()
-    async for part in request.stream():
+    data, parts = bytearray(), request.stream()
+    while True:
+        try:  # a client whose body stops short is answered, not waited for forever
+            part = await asyncio.wait_for(parts.__anext__(), BODY_IDLE_S)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiRequestError(
+                f"The request body stopped arriving: {len(data)} bytes came"
+                + (f" of the {length} its Content-Length announced" if length else "")
+                + f", then nothing for {BODY_IDLE_S:g} s. Send the whole body.", status=408) from None
+        except ClientDisconnect:  # recorded as the client's leaving, not as a server error
+            raise ApiRequestError("The client went away before its request body arrived.", status=499) from None
         data += part
         if len(data) > MAX_BODY:
             raise ApiRequestError(f"The request body is over the limit of {MAX_BODY} bytes.", status=413)
     try:
-        return rq.need_object(safe_json.loads(bytes(data), max_bytes=MAX_BODY))
+        body = rq.need_object(safe_json.loads(bytes(data), max_bytes=MAX_BODY))
     except ValueError as e:
         if isinstance(e, ApiRequestError):
             raise
         raise ApiRequestError(f"The request body is not valid JSON ({e}).") from None
+    rq.refuse_lone_surrogates(body, bytes(data))
+    return body
 
 
 async def _models(request, backend: ApiBackend, call):
@@ -273,27 +290,19 @@ def safe_dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def _stream_flag(body: dict) -> bool:
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ApiRequestError("'stream' must be true or false.")
-    return stream
-
-
-def _model_name(body: dict) -> str | None:
-    name = body.get("model")
-    if name is not None and not isinstance(name, str):
-        raise ApiRequestError("'model' must be a string (see GET /v1/models).")
-    return name or None
+def _fits(backend: ApiBackend, chars: int, messages: int = 0) -> None:
+    """Refuse what no served model's context can hold before it is tokenized (see requests.py)."""
+    rq.refuse_unfittable(max((m.engine.n_ctx for m in backend.models()), default=0), chars, messages)
 
 
 async def _chat(request, backend: ApiBackend, call):
     body = await _json(request)
-    messages, stream = rq.chat_messages(body), _stream_flag(body)
+    messages, stream = rq.chat_messages(body), rq.stream_flag(body)
     sampling, rules = rq.sampling(body, backend.defaults), rq.wants_rules(body)
+    _fits(backend, sum(len(m["content"]) for m in messages), len(messages))
     usage_wanted = bool((body.get("stream_options") or {}).get("include_usage")) if isinstance(
         body.get("stream_options"), dict) else False
-    run = _Run(request, backend, call, name=_model_name(body), sampling=sampling, messages=messages, rules=rules)
+    run = _Run(request, backend, call, name=rq.model_name(body), sampling=sampling, messages=messages, rules=rules)
     model, note, _ = await run.ready()
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
@@ -315,14 +324,17 @@ async def _chat(request, backend: ApiBackend, call):
 
 async def _completions(request, backend: ApiBackend, call):
     body = await _json(request)
-    prompt, stream = rq.prompt_text(body), _stream_flag(body)
+    prompt, stream = rq.prompt_text(body), rq.stream_flag(body)
     suffix = body.get("suffix")
     if suffix is not None:
         if not isinstance(suffix, str):
             raise ApiRequestError("'suffix' must be a string.")
         prompt = rq.fim_prompt(prompt, suffix)
+    if not prompt:  # llama.cpp has nothing to continue (an AssertionError deep inside)
+        raise ApiRequestError("'prompt' is empty: send the text to continue (or a 'suffix' for fill-in-the-middle).")
+    _fits(backend, len(prompt))
     sampling = rq.sampling(body, backend.defaults)
-    run = _Run(request, backend, call, name=_model_name(body), sampling=sampling, prompt=prompt)
+    run = _Run(request, backend, call, name=rq.model_name(body), sampling=sampling, prompt=prompt)
     model, note, _ = await run.ready()
     cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
@@ -342,12 +354,11 @@ async def _completions(request, backend: ApiBackend, call):
 async def _infill(request, backend: ApiBackend, call):
     """llama.cpp server's /infill, as llama.vscode sends it (non-streaming and streaming)."""
     body = await _json(request)
-    prefix, suffix, extra = rq.infill_request(body)
-    stream = _stream_flag(body)
+    prompt, stream = rq.fim_prompt(*rq.infill_request(body)), rq.stream_flag(body)
+    _fits(backend, len(prompt))
     sampling = rq.sampling(body, backend.defaults, max_name="n_predict")
-    run = _Run(request, backend, call, name=_model_name(body), sampling=sampling,
-               prompt=rq.fim_prompt(prefix, suffix, extra))
-    model, note, _ = await run.ready()
+    run = _Run(request, backend, call, name=rq.model_name(body), sampling=sampling, prompt=prompt)
+    model, _note, _ = await run.ready()
     if stream:
         return _stream(run, None, lambda t: {"content": t, "stop": False},
                        lambda r: {"content": "", "stop": True, "model": model,
@@ -373,7 +384,7 @@ async def _embeddings(request, backend: ApiBackend, call):
             or len(texts) > MAX_EMBED_INPUTS:
         raise ApiRequestError(f"'input' must be a string or a list of 1 to {MAX_EMBED_INPUTS} strings.")
     embedder = backend.embedder()
-    name = _model_name(body)
+    name = rq.model_name(body)
     own = embedder.model_id
     allowed = [own, "all-MiniLM-L6-v2"] + [m.name for m in backend.models()]
     if name and name not in allowed:
