@@ -3,14 +3,17 @@
 llama.vscode sends the 256 lines before the cursor and the 64 after it on every pause in typing.
 This replays that on a real source file of this repository (``app/core/engine.py``, the cursor
 at its middle): a first request on a cold model, then the same place after one more typed
-character (llama.cpp reuses the cached prompt up to the cursor; what follows it is read again),
-then the cursor on the next line. The server runs in this process (as in the window), the
-client in a process of its own (as an editor is), timed inside it. Figures, one JSON line each:
+character (llama.cpp reuses the cached prompt up to the cursor; what follows it is read again).
+The server runs in this process (as in the window), the client in a process of its own (as an
+editor is), timed inside it. Figures, one JSON line each.
 
-- ``fim_cold_first_token_s``: request to the first token of text, nothing cached;
-- ``fim_keystroke_first_token_s``: the same after one typed character; ``fim_keystroke_ratio``
-  is it ÷ the cold one (the share of the prompt read again);
-- ``fim_prompt_tokens``, ``fim_tokens_per_s`` (writing, from the first token on), ``load_average``.
+Two arms, alternating: as shipped (the server reads the code nearest the cursor within
+``app/core/api/fim.py``'s FIM_BUDGET) and the baseline, everything the client sent. Per arm:
+
+- ``fim_<arm>_cold_first_token_s``: request to the first token of text, nothing cached;
+- ``fim_<arm>_keystroke_first_token_s``: the same after one typed character;
+- ``fim_<arm>_tokens_per_s`` (writing, from the first token on);
+- ``fim_cold_ratio``, ``fim_keystroke_ratio``: shipped ÷ baseline; ``fim_prompt_tokens_sent``, ``load_average``.
 
     .venv/bin/python bench/fim_latency.py [--model FILE.gguf] [--rounds 3] [--n-predict 16]
                                           [--n-prefix 256] [--n-suffix 64]
@@ -30,6 +33,7 @@ import sys
 from pathlib import Path
 
 from app.core.api.backend import ApiBackend, ServedModel
+from app.core.api.fim import FIM_BUDGET
 from app.core.api.gate import EngineGate
 from app.core.api.requests import fim_prompt
 from app.core.api.service import ApiServer
@@ -87,33 +91,40 @@ def main() -> None:
     served = ServedModel(engine.model.path.stem, engine)
     server = ApiServer(ApiBackend(EngineGate(), lambda: served, KEY, completion_model=lambda: served), port=0)
     server.start()
-    cold, key1, rates, prompt = [], [], [], 0
+    arms = {"budget": FIM_BUDGET, "whole": 0}  # as shipped; everything the client sent (the baseline)
+    got = {arm: {"cold": [], "key": [], "rate": []} for arm in arms}
+    backend = server.backend
+    prefix, suffix = "".join(lines[at - args.n_prefix:at]), "".join(lines[at + 1:at + 1 + args.n_suffix])
+    cursor_line = lines[at][: len(lines[at]) // 2]
+    prompt = len(engine.tokenize(fim_prompt(prefix + cursor_line, suffix)))
     try:
         for _ in range(args.rounds):
-            engine._llm.reset()  # nothing cached: the cold request
-            prefix, suffix = "".join(lines[at - args.n_prefix:at]), "".join(lines[at + 1:at + 1 + args.n_suffix])
-            cursor_line = lines[at][: len(lines[at]) // 2]
-            prompt = len(engine.tokenize(fim_prompt(prefix + cursor_line, suffix)))
-            first, last, n = request(server.port, prefix, cursor_line, suffix, args.n_predict)
-            cold.append(first)
-            if n > 1 and last > first:
-                rates.append((n - 1) / (last - first))
-            first, *_ = request(server.port, prefix, cursor_line + lines[at][len(cursor_line)], suffix,
-                                args.n_predict)
-            key1.append(first)
+            for arm, budget in arms.items():
+                backend.fim_budget = budget
+                engine._llm.reset()  # nothing cached: the cold request
+                first, last, n = request(server.port, prefix, cursor_line, suffix, args.n_predict)
+                got[arm]["cold"].append(first)
+                if n > 1 and last > first:
+                    got[arm]["rate"].append((n - 1) / (last - first))
+                first, *_ = request(server.port, prefix, cursor_line + lines[at][len(cursor_line)], suffix,
+                                    args.n_predict)
+                got[arm]["key"].append(first)
     finally:
         server.stop()
         engine.close()
     med = statistics.median
-    figures = {"load_average": round(load, 2), "fim_prompt_tokens": prompt,
-               "fim_cold_first_token_s": round(med(cold), 3), "fim_keystroke_first_token_s": round(med(key1), 3),
-               "fim_keystroke_ratio": round(med(key1) / med(cold), 3),
-               "fim_tokens_per_s": round(med(rates), 1) if rates else 0.0}
+    figures = {"load_average": round(load, 2), "fim_prompt_tokens_sent": prompt}
+    for arm in arms:
+        figures[f"fim_{arm}_cold_first_token_s"] = round(med(got[arm]["cold"]), 3)
+        figures[f"fim_{arm}_keystroke_first_token_s"] = round(med(got[arm]["key"]), 3)
+        figures[f"fim_{arm}_tokens_per_s"] = round(med(got[arm]["rate"]), 1) if got[arm]["rate"] else 0.0
+    figures["fim_cold_ratio"] = round(figures["fim_budget_cold_first_token_s"] / figures["fim_whole_cold_first_token_s"], 3)
+    figures["fim_keystroke_ratio"] = round(figures["fim_budget_keystroke_first_token_s"]
+                                           / figures["fim_whole_keystroke_first_token_s"], 3)
     for name, value in figures.items():
         print(json.dumps({"bench": "fim_latency", "figure": name, "value": value, "rounds": args.rounds,
                           "n_prefix": args.n_prefix, "n_suffix": args.n_suffix,
                           "model": Path(args.model).name if args.model else "starter"}))
-
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from app.core.api.complete import complete
+from app.core.api.fim import FIM_BUDGET, FimRequest
 from app.core.api.gate import API, EngineGate, GateCancelled, GateFull
 from app.core.api.requests import ApiRequestError, Sampling, clamp_max_tokens, with_rules
 from app.core.engine import Engine, EngineError
@@ -48,12 +49,13 @@ class ApiBackend:
     def __init__(self, gate: EngineGate, model: Callable[[], ServedModel | None], key: str,
                  defaults: GenerationSettings | None = None, rules: Callable[[], list[str]] = lambda: [],
                  completion_model: Callable[[], ServedModel | None] = lambda: None, embedder=None,
-                 log: AuditLog = LOG):
+                 log: AuditLog = LOG, fim_budget: int = FIM_BUDGET):
         self.gate, self.model, self.key = gate, model, key
         self.defaults = defaults or GenerationSettings()
         self.rules, self.completion_model = rules, completion_model
         self._embedder = embedder
         self.log = log
+        self.fim_budget = fim_budget  # tokens of prefix + suffix a FIM request reads (0: all)
         self.port = 0
         self.requests = 0
         self.last_prompt = ""  # what the model last read for a raw or FIM request (tests, diagnostics)
@@ -93,7 +95,7 @@ class ApiBackend:
 
     # ---- one generation, on its own thread -----------------------------------------------------
     def generate(self, who: str, name: str | None, sampling: Sampling, emit: Callable[[tuple], None],
-                 cancel: threading.Event, messages: list[dict] | None = None, prompt: str | None = None,
+                 cancel: threading.Event, messages: list[dict] | None = None, prompt: str | FimRequest | None = None,
                  rules: bool = False) -> None:
         """Wait for the model, check the prompt against its context, generate; every outcome
         is emitted (never raised: this is a thread's body)."""
@@ -117,9 +119,14 @@ class ApiBackend:
                 except EngineError as e:
                     raise ApiRequestError(f"{e} Use /v1/completions with a raw prompt.") from None
             else:
+                cut = None
+                if isinstance(prompt, FimRequest):  # made here, where the model's tokenizer counts
+                    prompt, cut = prompt.build(engine.count_tokens, self.fim_budget)
                 self.last_prompt = prompt
                 n_prompt = len(engine.tokenize(prompt)) + 1
             note = clamp_max_tokens(sampling, n_prompt, engine.n_ctx)
+            if messages is None and cut:
+                note = f"{note} {cut}" if note else cut
             emit(("ready", (served.name, note, n_prompt)))
             stops = _StopAt(sampling.stop, cancel) if messages is not None and sampling.stop else None
             on_token = (lambda t: emit(("token", t))) if stops is None else stops.wrap(emit)

@@ -242,6 +242,14 @@ def fim_prompt(prefix: str, suffix: str, extra: list[tuple[str, str]] | None = N
     return f"{head}{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
 
 
+def fim_suffix(body: dict) -> str | None:
+    """``/v1/completions``' ``suffix`` (present: fill-in-the-middle)."""
+    suffix = body.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise ApiRequestError(f"'suffix' must be a string, not {shown(suffix)}.")
+    return suffix
+
+
 def infill_request(body: dict) -> tuple[str, str, list[tuple[str, str]]]:
     """(prefix, suffix, extra files) of a llama.cpp ``/infill`` request (llama.vscode's format:
     ``prompt`` is the cursor line's start, appended to ``input_prefix``)."""

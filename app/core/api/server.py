@@ -26,6 +26,7 @@ from starlette.routing import Route
 from app.core import safe_json
 from app.core.api import requests as rq
 from app.core.api.backend import ApiBackend, RequestRecord, client_process
+from app.core.api.fim import FimRequest
 from app.core.api.requests import ApiRequestError
 
 MAX_BODY = 8 * 1024 * 1024  # a prompt bigger than any context, with room for input_extra files
@@ -325,16 +326,14 @@ async def _chat(request, backend: ApiBackend, call):
 async def _completions(request, backend: ApiBackend, call):
     body = await _json(request)
     prompt, stream = rq.prompt_text(body), rq.stream_flag(body)
-    suffix = body.get("suffix")
+    suffix = rq.fim_suffix(body)
     if suffix is not None:
-        if not isinstance(suffix, str):
-            raise ApiRequestError("'suffix' must be a string.")
-        prompt = rq.fim_prompt(prompt, suffix)
+        prompt = FimRequest(prompt, suffix)
     if not prompt:  # llama.cpp has nothing to continue (an AssertionError deep inside)
         raise ApiRequestError("'prompt' is empty: send the text to continue (or a 'suffix' for fill-in-the-middle).")
-    _fits(backend, len(prompt))
-    sampling = rq.sampling(body, backend.defaults)
-    run = _Run(request, backend, call, name=rq.model_name(body), sampling=sampling, prompt=prompt)
+    _fits(backend, len(prompt.text() if isinstance(prompt, FimRequest) else prompt))
+    run = _Run(request, backend, call, name=rq.model_name(body), sampling=rq.sampling(body, backend.defaults),
+               prompt=prompt)
     model, note, _ = await run.ready()
     cid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
@@ -354,8 +353,8 @@ async def _completions(request, backend: ApiBackend, call):
 async def _infill(request, backend: ApiBackend, call):
     """llama.cpp server's /infill, as llama.vscode sends it (non-streaming and streaming)."""
     body = await _json(request)
-    prompt, stream = rq.fim_prompt(*rq.infill_request(body)), rq.stream_flag(body)
-    _fits(backend, len(prompt))
+    prompt, stream = FimRequest(*rq.infill_request(body)), rq.stream_flag(body)
+    _fits(backend, len(prompt.text()))
     sampling = rq.sampling(body, backend.defaults, max_name="n_predict")
     run = _Run(request, backend, call, name=rq.model_name(body), sampling=sampling, prompt=prompt)
     model, _note, _ = await run.ready()
