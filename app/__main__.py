@@ -257,10 +257,12 @@ def cmd_gui(args) -> int:
     crashes = Crashes()
     install_crash_handler(ctx.paths.log_dir, lambda path, message: crashes.reported.emit(
         f"Something went wrong ({message}). A report without keys or file contents was saved to {path}."))
+    from app import smoke  # OFFLINE_CODER_SMOKE=1: the packaging checks' mode (app/smoke.py)
+    if smoke.enabled():
+        smoke.keep_stdout()  # before the model starts loading
     window = MainWindow(ctx)
     crashes.reported.connect(window.features.chat.panel.show_error)
     window.show()
-    from app import smoke  # OFFLINE_CODER_SMOKE=1: the packaging checks' mode (app/smoke.py)
     if smoke.enabled():
         smoke.attach(app, window)
     rc = app.exec()

@@ -84,8 +84,23 @@ def check_bundle() -> tuple[str, list[str]]:
     return f"{modules} app modules, {n_grammars} grammars, web extraction, search engine, keyring", problems
 
 
+_OUT: list = []  # our own copy of stdout (keep_stdout)
+
+
+def keep_stdout() -> None:
+    """Take a private duplicate of stdout before any model loads: llama-cpp-python points file
+    descriptors 1 and 2 at /dev/null while a model loads (process-wide, from the loading thread),
+    and a line the GUI thread printed meanwhile was lost (the .deb smoke test missed its
+    "firewall" line about one run in four)."""
+    if not _OUT:
+        try:
+            _OUT.append(os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8"))
+        except OSError:  # no stdout to copy: the ordinary one, then
+            pass
+
+
 def say(text: str) -> None:
-    print(f"smoke: {text}", flush=True)
+    print(f"smoke: {text}", file=_OUT[0] if _OUT else None, flush=True)
 
 
 def attach(app, window) -> None:
