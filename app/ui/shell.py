@@ -6,9 +6,9 @@ Kept out of main_window.py, which only hosts (tests/core/test_structure.py keeps
 - ``Columns`` (conversations | chat | Changes): a side pane hides and shows from the View menu,
   collapses when its edge is dragged to the side, and keeps its width for when it returns; the
   chat never collapses, and a pane that appears leaves it at least MIN_CHAT_WIDTH where it can.
-- Layout in ``<data>/window.json`` (geometry, docks and toolbar, column widths), not QSettings:
-  the app keeps what it stores in its own folder; written atomically; a damaged file is ignored
-  with a log line and the default layout applies.
+- Layout in ``<data>/window.json`` (geometry, docks and toolbar, column widths, the chat's text
+  size), not QSettings: the app keeps what it stores in its own folder; written atomically; a
+  damaged file is ignored with a log line and the default layout applies.
 - Theme: the palette's window colour decides light or dark (``render.set_theme``); code blocks
   and diffs are drawn again when the system switches.
 """
@@ -263,6 +263,9 @@ class WindowShell(QObject):
             w.restoreGeometry(QByteArray(base64.b64decode(data.get("geometry", ""))))
             w.restoreState(QByteArray(base64.b64decode(data.get("state", ""))))
             self.columns.restore(data.get("columns", {}), keep_hidden=("changes",))
+            size = data.get("chat_font_pt")
+            if isinstance(size, (int, float)) and not isinstance(size, bool) and size == size:  # not NaN
+                self.features.chat.view.set_font_size(float(size))  # (clamped to its range there)
         except (ValueError, TypeError) as e:
             log.warning("window layout %s partly ignored: %s", self.layout_path, e)
 
@@ -271,7 +274,7 @@ class WindowShell(QObject):
         data = {"version": LAYOUT_VERSION,
                 "geometry": base64.b64encode(bytes(w.saveGeometry())).decode("ascii"),
                 "state": base64.b64encode(bytes(w.saveState())).decode("ascii"),
-                "columns": self.columns.state()}
+                "columns": self.columns.state(), "chat_font_pt": self.features.chat.view.font_size()}
         try:
             atomic_write_text(self.layout_path, json.dumps(data, indent=1))
         except OSError as e:  # the layout is a comfort: the next start uses the default one

@@ -266,6 +266,11 @@ def test_geometry_columns_and_docks_are_restored_at_start(qtbot, app_home, proje
     keys(w, Qt.Key_D, Qt.ControlModifier | Qt.ShiftModifier)
     conv_width = cols.sizes()[0]
     assert conv_width > 0
+    start_pt = f.chat.view.font_size()
+    keys(w, Qt.Key_Equal, Qt.ControlModifier)  # larger chat text (Ctrl+=), twice
+    keys(w, Qt.Key_Equal, Qt.ControlModifier)
+    chat_pt = f.chat.view.font_size()
+    assert chat_pt == start_pt + 2
     close_window(w)
     assert (Path(w.ctx.paths.data_dir) / LAYOUT_FILE).is_file()
 
@@ -277,6 +282,7 @@ def test_geometry_columns_and_docks_are_restored_at_start(qtbot, app_home, proje
     assert abs(w2.columns.sizes()[0] - conv_width) <= 2
     assert not w2.features.changes.panel.isVisible()  # no changes yet
     assert w2.columns.widths["changes"] == changes_width  # the width it comes back at
+    assert w2.features.chat.view.font_size() == chat_pt  # and the chat's text size
 
     # Closed while the Changes pane had borrowed the conversation list's room: the list is back.
     activate(qtbot, w2)
