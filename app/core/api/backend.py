@@ -110,7 +110,7 @@ class ApiBackend:
             return
         try:
             served = self.pick(name, for_completion=messages is None)
-            engine = served.engine
+            engine, cut = served.engine, None  # cut: what a FIM prompt left out
             if messages is not None:
                 if rules:
                     messages = with_rules(messages, self.rules_block(engine))
@@ -119,14 +119,11 @@ class ApiBackend:
                 except EngineError as e:
                     raise ApiRequestError(f"{e} Use /v1/completions with a raw prompt.") from None
             else:
-                cut = None
                 if isinstance(prompt, FimRequest):  # made here, where the model's tokenizer counts
                     prompt, cut = prompt.build(engine.count_tokens, self.fim_budget)
                 self.last_prompt = prompt
                 n_prompt = len(engine.tokenize(prompt)) + 1
-            note = clamp_max_tokens(sampling, n_prompt, engine.n_ctx)
-            if messages is None and cut:
-                note = f"{note} {cut}" if note else cut
+            note = " ".join(n for n in (clamp_max_tokens(sampling, n_prompt, engine.n_ctx), cut) if n) or None
             emit(("ready", (served.name, note, n_prompt)))
             stops = _StopAt(sampling.stop, cancel) if messages is not None and sampling.stop else None
             on_token = (lambda t: emit(("token", t))) if stops is None else stops.wrap(emit)

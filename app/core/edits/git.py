@@ -90,21 +90,16 @@ def run_git(cwd: Path, args: Sequence[str], *, stdin: str | None = None, timeout
 
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM first: git removes its lock files on it, SIGKILL would leave ``index.lock`` behind."""
-    try:
-        if sys.platform == "win32":
-            proc.terminate()
-        else:
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.communicate(timeout=3)
-    except (OSError, subprocess.TimeoutExpired):
+    for sig in (signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
         try:
             if sys.platform == "win32":
-                proc.kill()
+                proc.terminate() if sig == signal.SIGTERM else proc.kill()
             else:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
             proc.communicate(timeout=3)
+            return
         except (OSError, subprocess.TimeoutExpired):
-            pass  # a child that left the group keeps the pipes: give up on it rather than wait
+            continue  # then SIGKILL; a child that left the group keeps the pipes: give up rather than wait
 
 
 def _shown(args: Sequence[str]) -> str:

@@ -10,10 +10,11 @@ largest catalog model that fits in RAM and on disk. README.md has the resulting 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.core.hardware import Hardware
 from app.core.models.catalog import CATALOG, CatalogEntry
-from app.core.models.gguf_info import GGUFInfo
+from app.core.models.gguf_info import GGUFInfo, read_gguf_info
 
 # Share of total RAM a model may take. 0.5 gives 4 GB -> 1.5B, 8 GB -> 3B, 16 GB -> 7B.
 SAFE_RAM_SHARE = 0.5

@@ -53,6 +53,7 @@ class ModelsDialog(QDialog):
         self.setWindowTitle("Models")
         self.resize(900, 460)
         self.registry = registry
+        self._needed: dict = {}  # (imported model file, n_ctx) -> memory it needs (its header, read once)
         self.active_path = active_path
         self.n_ctx = n_ctx
         self._probe = hardware or (lambda: probe(registry.dir))
@@ -201,13 +202,24 @@ class ModelsDialog(QDialog):
             Path(self.active_path).resolve() == r.path.resolve()
 
     def _fit_beside_active(self, entry: CatalogEntry, hw) -> str:
-        """A completion model runs beside the chat model (local API): the two-model rule."""
-        try:
-            active = Path(self.active_path) if self.active_path else starter_model().path
-            first = file_memory_needed(active, self.n_ctx)
-        except (OSError, UserError):
-            return "for the local API; the active model cannot be read to check the fit"
-        return assess_pair(active.stem, first, entry.name.split(" (")[0], memory_needed(entry, self.n_ctx),
+        """A completion model runs beside the chat model (local API): the two-model rule. A
+        catalog model's need comes from the catalog; only an imported file's header is read, once."""
+        active = next((r for r in self.rows if self._is_active(r) and r.path is not None), None)
+        if active is None:
+            return "for the local API"
+        if active.entry is not None:
+            first = memory_needed(active.entry, self.n_ctx)
+        else:
+            key = (str(active.path), self.n_ctx)
+            if key not in self._needed:
+                try:
+                    self._needed[key] = file_memory_needed(active.path, self.n_ctx)
+                except (OSError, UserError):
+                    self._needed[key] = None
+            first = self._needed[key]
+            if first is None:
+                return "for the local API; the active model cannot be read to check the fit"
+        return assess_pair(active.path.stem, first, entry.name.split(" (")[0], memory_needed(entry, self.n_ctx),
                            hw).reason
 
     def _status(self, r: Row) -> str:
